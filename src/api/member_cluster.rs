@@ -1,0 +1,196 @@
+//! `MemberCluster`: one Kubernetes cluster (EKS, GKE or any other) that Bascule may place onto.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{Provider, SecretKeyRef, Taint};
+
+/// A cluster that Bascule may place workloads onto, and how to reach it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "bascule.dev",
+    version = "v1alpha1",
+    kind = "MemberCluster",
+    doc = "A Kubernetes cluster (EKS, GKE or any other) that Bascule may place workloads onto: how to reach it, its taints, and its observed health.",
+    plural = "memberclusters",
+    shortname = "mc",
+    category = "bascule",
+    status = "MemberClusterStatus",
+    printcolumn(name = "Provider", type_ = "string", json_path = ".status.provider", description = "Cloud provider, declared or detected from the nodes"),
+    printcolumn(name = "Region", type_ = "string", json_path = ".status.region", description = "Region, declared or detected from the nodes"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether Bascule places workloads here"),
+    printcolumn(name = "Health", type_ = "string", json_path = ".status.health", description = "Healthy, Unhealthy, Recovering or Unknown"),
+    printcolumn(name = "Nodes", type_ = "string", json_path = ".status.nodes.summary", description = "Ready nodes / all nodes"),
+    printcolumn(name = "Version", type_ = "string", json_path = ".status.kubernetesVersion", description = "Kubernetes version of the member", priority = 1),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Reason of the Ready condition", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS label (lowercase letters, digits and '-', at most 63 characters): it is used in labels and status; rename the MemberCluster"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberClusterSpec {
+    /// Cloud provider. Optional: when omitted it is detected from the nodes' `spec.providerID`
+    /// (`aws://` → aws, `gce://` → gcp, anything else → other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+
+    /// Region, for example `us-east-1` or `europe-west1`. Optional: when omitted it is read from
+    /// the nodes' `topology.kubernetes.io/region` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("spec.region must be lowercase letters, digits and '-', like us-east-1 or europe-west1"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub region: Option<String>,
+
+    /// How Bascule connects to the cluster's API server.
+    pub connection: Connection,
+
+    /// Taints cordon (`NoSchedule`) or drain (`NoExecute`) the whole cluster for workloads that do
+    /// not tolerate them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.key == t.key && u.effect == t.effect))").message("spec.taints has the same key and effect twice; keep one entry per key and effect"))]
+    #[schemars(length(max = 32))]
+    pub taints: Vec<Taint>,
+
+    /// Health probing of this cluster; every field has a default.
+    #[serde(default)]
+    pub health: HealthSettings,
+}
+
+/// How Bascule reaches a member's API server. Exactly one method is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.kubeconfigSecretRef)].filter(x, x).size() == 1").message("spec.connection must set exactly one method: kubeconfigSecretRef"))]
+pub struct Connection {
+    /// A Secret in the operator's namespace holding a kubeconfig (bearer token or client
+    /// certificate). Exec plugins in it are refused unless the operator runs with
+    /// `--allow-exec-plugins`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Probe period and thresholds. A cluster turns Unhealthy after `failureThreshold` failed probes
+/// in a row, and is trusted again only after `successThreshold` successes in a row.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.timeoutSeconds <= self.periodSeconds").message("spec.health.timeoutSeconds must not exceed spec.health.periodSeconds; shorten the timeout or lengthen the period"))]
+pub struct HealthSettings {
+    /// Seconds between probes (default 2).
+    #[serde(default = "default_period")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 300").message("spec.health.periodSeconds must be between 1 and 300"))]
+    pub period_seconds: i32,
+    /// Deadline of one probe in seconds (default 2).
+    #[serde(default = "default_timeout")]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.health.timeoutSeconds must be at least 1"))]
+    pub timeout_seconds: i32,
+    /// Failed probes in a row before the cluster is Unhealthy (default 3: about 6 s at the default
+    /// period, plus one timeout).
+    #[serde(default = "default_failure_threshold")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("spec.health.failureThreshold must be between 1 and 100"))]
+    pub failure_threshold: i32,
+    /// Successful probes in a row before an Unhealthy cluster is trusted again (default 15: 30 s).
+    #[serde(default = "default_success_threshold")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("spec.health.successThreshold must be between 1 and 1000"))]
+    pub success_threshold: i32,
+}
+
+fn default_period() -> i32 {
+    2
+}
+fn default_timeout() -> i32 {
+    2
+}
+fn default_failure_threshold() -> i32 {
+    3
+}
+fn default_success_threshold() -> i32 {
+    15
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            period_seconds: default_period(),
+            timeout_seconds: default_timeout(),
+            failure_threshold: default_failure_threshold(),
+            success_threshold: default_success_threshold(),
+        }
+    }
+}
+
+/// Health of a member as Bascule sees it.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
+)]
+pub enum ClusterHealth {
+    /// Not probed yet: nothing new is placed, nothing is moved away.
+    #[default]
+    Unknown,
+    /// Probes pass: the cluster receives and keeps replicas.
+    Healthy,
+    /// Failed `failureThreshold` probes in a row: its replicas move elsewhere.
+    Unhealthy,
+    /// Passing again but not yet for long enough: keeps what it has, receives nothing new.
+    Recovering,
+}
+
+impl std::fmt::Display for ClusterHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClusterHealth::Unknown => "Unknown",
+            ClusterHealth::Healthy => "Healthy",
+            ClusterHealth::Unhealthy => "Unhealthy",
+            ClusterHealth::Recovering => "Recovering",
+        })
+    }
+}
+
+/// Observed state of a member cluster. Written only when something changed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberClusterStatus {
+    /// `Ready` (placements may use it), `Reachable` (its API answers), with reasons and messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Health after hysteresis.
+    #[serde(default)]
+    pub health: ClusterHealth,
+    /// When `health` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_since: Option<Time>,
+    /// Effective provider: `spec.provider`, or detected from the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+    /// Effective region: `spec.region`, or detected from the nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Kubernetes version reported by the member's `/version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Node counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<NodeSummary>,
+    /// Sum of the Ready nodes' allocatable resources, as quantities (`cpu`, `memory`, `pods`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocatable: BTreeMap<String, String>,
+    /// Room left for new pods (allocatable minus requests of running pods), where known.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub available: BTreeMap<String, String>,
+    /// Duration of the last successful probe, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_latency_ms: Option<i64>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Ready and total node counts, with a `ready/total` summary for `kubectl get`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummary {
+    pub ready: i32,
+    pub total: i32,
+    /// `ready/total`, for printer columns.
+    pub summary: String,
+}

@@ -1,0 +1,12 @@
+//! Bascule: places Kubernetes workloads across clouds by declared provider preferences and moves
+//! them when a cloud, a cluster or the workload itself fails.
+//!
+//! - [`api`]: the custom resources (`MemberCluster`, `MultiCloudWorkload`) and their CRDs.
+//! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
+//! - [`plan`]: `bascule plan`, the engine run offline over YAML files, with what-ifs.
+//! - [`yaml`]: multi-document YAML loading with file/line/field errors.
+
+pub mod api;
+pub mod placement;
+pub mod plan;
+pub mod yaml;
