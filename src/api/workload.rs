@@ -34,7 +34,8 @@ use super::manifest::Manifest;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.placement.mode == 'Failover' || !has(self.placement.standbyReplicas) || self.placement.standbyReplicas == 0").message("spec.placement.standbyReplicas is only used in Failover mode; remove it or set spec.placement.mode: Failover"))]
-#[x_kube(validation = Rule::new("self.placement.mode != 'Failover' || !has(self.placement.spread) || !has(self.placement.spread.minProviders)").message("spec.placement.spread.minProviders cannot hold in Failover mode, where all replicas live in one tier; remove it or use mode Divided"))]
+#[x_kube(validation = Rule::new("self.placement.mode != 'Failover' || !has(self.placement.spread)").message("spec.placement.spread does not apply in Failover mode, where all replicas live in the first healthy tier; remove it and list each tier's clusters in the tier instead, or use mode Divided"))]
+#[x_kube(validation = Rule::new("!has(self.placement.standbyReplicas) || self.placement.standbyReplicas <= self.replicas").message("spec.placement.standbyReplicas must not exceed spec.replicas; standby replicas stand in for active ones"))]
 pub struct MultiCloudWorkloadSpec {
     /// Desired replicas: the total across clusters in `Divided` and `Failover` modes, the count in
     /// every selected cluster in `Duplicated` mode.
