@@ -1,5 +1,222 @@
-fn main() {
-    for crd in bascule::api::crds() {
-        print!("{}", bascule::api::crd_yaml(&crd));
+//! The `bascule` command line.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use bascule::api::{self, Taint};
+use bascule::plan::{self, WhatIf};
+use bascule::yaml::{self, Objects};
+
+/// Exit codes, documented in docs/cli.md.
+mod exit {
+    /// The input could not be read or is invalid (the message names file, line and field).
+    pub const BAD_INPUT: u8 = 1;
+    /// The command line itself is wrong (clap's own code).
+    #[allow(dead_code)]
+    pub const USAGE: u8 = 2;
+    /// The input is valid but some placement is not fully satisfied.
+    pub const UNSATISFIED: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "bascule",
+    version,
+    about = "Places Kubernetes workloads across clouds and fails them over on health"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
+    Crd {
+        /// Write `<name>.yaml` files into this directory instead of printing.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Show where workloads would be placed, and what would move under what-ifs.
+    ///
+    /// Reads MemberCluster and MultiCloudWorkload objects (multi-document YAML, or `kind: List`
+    /// as `kubectl get -o yaml` prints it) from files, directories (*.yaml, *.yml) or stdin (`-`).
+    /// Clusters without status are taken as healthy. Exit code: 0 all satisfied, 1 bad input,
+    /// 2 usage error, 3 some placement not fully satisfied.
+    Plan {
+        /// Input files or directories; `-` or nothing reads stdin.
+        #[arg(short = 'f', long = "filename", value_name = "PATH")]
+        files: Vec<PathBuf>,
+        /// More inputs, as positional arguments.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Treat this cluster as Unhealthy (repeatable).
+        #[arg(long, value_name = "CLUSTER")]
+        unhealthy: Vec<String>,
+        /// Add a taint to a cluster: CLUSTER=KEY[=VALUE]:NoSchedule|NoExecute (repeatable).
+        #[arg(long, value_name = "CLUSTER=KEY[=VALUE]:EFFECT", value_parser = parse_cluster_taint)]
+        taint: Vec<(String, Taint)>,
+        /// Place as each spec prefers (what a failback or spec change does), instead of keeping
+        /// replicas on the healthy clusters they are on.
+        #[arg(long)]
+        rebalance: bool,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Yaml,
+    Json,
+}
+
+fn parse_cluster_taint(s: &str) -> Result<(String, Taint), String> {
+    let (cluster, taint) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} must look like CLUSTER=KEY[=VALUE]:NoSchedule|NoExecute"))?;
+    if cluster.is_empty() {
+        return Err(format!("{s:?} has no cluster name before '='"));
     }
+    Ok((cluster.to_string(), taint.parse()?))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd { out_dir } => crd(out_dir.as_deref()),
+        Command::Plan {
+            files,
+            paths,
+            unhealthy,
+            taint,
+            rebalance,
+            output,
+        } => {
+            let inputs: Vec<PathBuf> = files.into_iter().chain(paths).collect();
+            run_plan(
+                &inputs,
+                WhatIf {
+                    unhealthy,
+                    taints: taint,
+                    rebalance,
+                },
+                output,
+            )
+        }
+    }
+}
+
+fn crd(out_dir: Option<&Path>) -> ExitCode {
+    let crds = api::crds();
+    match out_dir {
+        None => {
+            for crd in &crds {
+                print!("{}", api::crd_yaml(crd));
+            }
+        }
+        Some(dir) => {
+            for crd in &crds {
+                let path = dir.join(api::crd_file_name(crd));
+                if let Err(e) = std::fs::create_dir_all(dir)
+                    .and_then(|_| std::fs::write(&path, api::crd_yaml(crd)))
+                {
+                    eprintln!("bascule crd: cannot write {}: {e}", path.display());
+                    return ExitCode::from(exit::BAD_INPUT);
+                }
+                eprintln!("wrote {}", path.display());
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_plan(inputs: &[PathBuf], what_if: WhatIf, format: Format) -> ExitCode {
+    let objects = match load(inputs) {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("bascule plan: {message}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    if objects.workloads.is_empty() {
+        eprintln!("bascule plan: no MultiCloudWorkload in the input; nothing to plan");
+        return ExitCode::from(exit::BAD_INPUT);
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let plans = match plan::plan(&objects, &what_if, now) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bascule plan: {e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    match format {
+        Format::Table => print!("{}", plan::render_table(&plans)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"workloads": plans}))
+                .expect("plans serialize")
+        ),
+        Format::Yaml => print!(
+            "{}",
+            serde_saphyr::to_string(&serde_json::json!({"workloads": plans}))
+                .expect("plans serialize")
+        ),
+    }
+    if plan::all_satisfied(&plans) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::UNSATISFIED)
+    }
+}
+
+/// Reads every input; a directory contributes its *.yaml and *.yml files in name order.
+fn load(inputs: &[PathBuf]) -> Result<Objects, String> {
+    let stdin = [PathBuf::from("-")];
+    let inputs = if inputs.is_empty() {
+        &stdin[..]
+    } else {
+        inputs
+    };
+    let mut objects = Objects::default();
+    for input in inputs {
+        for file in expand(input)? {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| format!("cannot read stdin: {e}"))?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            let name = if file.as_os_str() == "-" {
+                Path::new("<stdin>")
+            } else {
+                file.as_path()
+            };
+            yaml::read(name, &text, &mut objects).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(objects)
+}
+
+fn expand(input: &Path) -> Result<Vec<PathBuf>, String> {
+    if input.as_os_str() == "-" || !input.is_dir() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+        .map_err(|e| format!("cannot read directory {}: {e}", input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
 }

@@ -3,6 +3,7 @@
 pub mod common;
 pub mod manifest;
 pub mod member_cluster;
+pub mod validation;
 pub mod workload;
 
 pub use common::{
