@@ -148,7 +148,10 @@ fn run_plan(inputs: &[PathBuf], what_if: WhatIf, format: Format) -> ExitCode {
         eprintln!("bascule plan: no MultiCloudWorkload in the input; nothing to plan");
         return ExitCode::from(exit::BAD_INPUT);
     }
-    let now = k8s_openapi::jiff::Timestamp::now();
+    // Whole seconds: timestamps in explanations read like the API server's.
+    let now =
+        k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())
+            .expect("the current time is a valid timestamp");
     let plans = match plan::plan(&objects, &what_if, now) {
         Ok(p) => p,
         Err(e) => {

@@ -694,6 +694,7 @@ fn explain(
             .map(|&t| spec.tier(t).map_or(1, |x| x.weight.max(1) as u64))
             .sum()
     };
+    let spilled = notes.iter().any(|n| n.contains("spills over"));
     let active_tier = cands
         .iter()
         .zip(out)
@@ -727,7 +728,7 @@ fn explain(
                 replicas,
                 current: u32::try_from(c.current).unwrap_or(u32::MAX),
                 score,
-                reason: reason(spec, c, preferred[i], out[i], active_tier),
+                reason: reason(spec, c, preferred[i], out[i], active_tier, spilled),
             }
         })
         .collect();
@@ -752,6 +753,7 @@ fn reason(
     preferred: u64,
     out: u64,
     active_tier: Option<usize>,
+    spilled: bool,
 ) -> String {
     let tier = c.tier.map(|t| spec.tier_label(t)).unwrap_or_default();
     match &c.role {
@@ -769,7 +771,11 @@ fn reason(
             let mode = spec.spec.placement.mode;
             let cap = if c.capacity_limited && out == c.max {
                 format!("; capacity limits it to {}", c.max)
-            } else if c.max != u64::MAX && out == c.max && out > 0 {
+            } else if c.max != u64::MAX
+                && out == c.max
+                && out > 0
+                && !(mode == PlacementMode::Duplicated && c.max == spec.spec.replicas.max(0) as u64)
+            {
                 format!("; at maxReplicas {}", c.max)
             } else {
                 String::new()
@@ -781,7 +787,11 @@ fn reason(
             }
             match mode {
                 PlacementMode::Failover if out > 0 && Some(c.tier) != Some(active_tier) => {
-                    format!("{tier}: standby or spill-over{cap}")
+                    if spilled {
+                        format!("{tier}: spill-over, earlier tiers are full{cap}")
+                    } else {
+                        format!("{tier}: warm standby{cap}")
+                    }
                 }
                 PlacementMode::Failover if out > 0 => format!("{tier}: active tier{cap}"),
                 PlacementMode::Failover if preferred > 0 => format!("{tier}: failback pending"),
