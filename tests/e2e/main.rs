@@ -51,8 +51,9 @@ fn main() -> ExitCode {
 
     // Trials' panics are caught by libtest-mimic; a panic escaping run() itself still must not
     // leave clusters behind.
-    let conclusion =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| libtest_mimic::run(&args, trials)));
+    let conclusion = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        libtest_mimic::run(&args, trials)
+    }));
     support::teardown();
     match conclusion {
         Ok(c) => c.exit_code(),

@@ -86,6 +86,14 @@ pub fn runs_root() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("bascule-e2e"))
 }
 
+/// Set when a signal asked the run to stop: trials and harness calls then fail at once instead
+/// of racing the teardown.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// The `e2e/cluster` child currently running, so a signal handler can kill it (its process
 /// group) before tearing down.
 static CHILD_PGID: Mutex<Option<i32>> = Mutex::new(None);
@@ -99,6 +107,9 @@ where
 {
     use std::os::unix::process::CommandExt;
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    if interrupted() && args.first().map(|a| a != "down").unwrap_or(true) {
+        return Err(err("interrupted: the clusters are being torn down"));
+    }
     let shown = args
         .iter()
         .map(|a| a.to_string_lossy())
@@ -477,6 +488,7 @@ impl Drop for Outage<'_> {
 /// Tears down the current run's clusters from a signal handler: kills a running `e2e/cluster`
 /// child first (so an `up` in progress stops starting things), then runs `down`.
 pub fn emergency_teardown() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     kill_running_child();
     let dir = RUN_DIR.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(dir) = dir {
@@ -515,6 +527,11 @@ pub fn start(topology: Topology) -> std::result::Result<&'static Harness, String
 
 /// The run's harness, for trials. Fails (never skips) when it could not be started.
 pub fn harness() -> std::result::Result<&'static Harness, Failed> {
+    if interrupted() {
+        return Err(Failed::from(
+            "interrupted: the clusters are being torn down",
+        ));
+    }
     match HARNESS.get() {
         Some(Ok(h)) => Ok(h),
         Some(Err(e)) => Err(Failed::from(format!("e2e harness unavailable: {e}"))),
