@@ -1,6 +1,6 @@
 // Wrapper module: builds the Kubernetes control plane from k8s.io/kubernetes.
 // Every staging module is replaced by its published version (list read from
-// k8s.io/kubernetes v1.35.4's own go.mod). Regenerate with e2e/build --regen.
+// k8s.io/kubernetes v1.35.4's own go.mod). Regenerate with e2e/go/update.
 module bascule.dev/e2e/kubernetes
 
 go 1.25.0
