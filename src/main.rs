@@ -159,17 +159,20 @@ fn run_plan(inputs: &[PathBuf], what_if: WhatIf, format: Format) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
+    #[derive(serde::Serialize)]
+    struct Output<'a> {
+        workloads: &'a [plan::WorkloadPlan],
+    }
+    let output = Output { workloads: &plans };
     match format {
         Format::Table => print!("{}", plan::render_table(&plans)),
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"workloads": plans}))
-                .expect("plans serialize")
+            serde_json::to_string_pretty(&output).expect("plans serialize")
         ),
         Format::Yaml => print!(
             "{}",
-            serde_saphyr::to_string(&serde_json::json!({"workloads": plans}))
-                .expect("plans serialize")
+            serde_saphyr::to_string(&output).expect("plans serialize")
         ),
     }
     if plan::all_satisfied(&plans) {
