@@ -41,7 +41,7 @@ e2e_find() {
     echo "$val"; return 0
   fi
   if [ -x "$E2E_BIN/$name" ]; then echo "$E2E_BIN/$name"; return 0; fi
-  if [ "${2:-}" = path ]; then command -v "$name" 2>/dev/null || true; fi
+  if [ "${2:-}" = path ]; then type -P "$name" 2>/dev/null || true; fi  # files only, not functions
 }
 
 # e2e_resolve_binaries: fills the associative array BIN[name]=path for E2E_BINARIES. Binaries on
