@@ -76,8 +76,9 @@ pub struct WorkloadTemplate {
     #[x_kube(validation = Rule::new("self.filter(m, m.kind == 'Deployment' || m.kind == 'StatefulSet').size() == 1").message("spec.template.manifests must hold exactly one Deployment or StatefulSet (the object whose replicas are placed); add one, or move the extra one to its own MultiCloudWorkload"))]
     #[x_kube(validation = Rule::new("self.all(m, !(m.kind == 'Deployment' || m.kind == 'StatefulSet') || m.apiVersion == 'apps/v1')").message("spec.template.manifests: a Deployment or StatefulSet must use apiVersion apps/v1"))]
     #[x_kube(validation = Rule::new("self.all(m, !(m.kind == 'Deployment' || m.kind == 'StatefulSet') || !has(m.spec) || !has(m.spec.replicas))").message("spec.template.manifests: remove spec.replicas from the Deployment/StatefulSet; Bascule sets it per cluster from spec.replicas"))]
-    // `namespace` is a CEL reserved word: Kubernetes CEL exposes the field as `__namespace__`
-    // (`m.metadata.namespace` would never be found, so the rule would never fire).
+    // `namespace` is a CEL reserved word: Kubernetes CEL documents the field as `__namespace__`.
+    // kube-apiserver 1.35 also resolves `m.metadata.namespace`, but kube's client-side evaluator
+    // (`bascule plan`, `validation::check`) only knows the escaped name, and never fired on it.
     #[x_kube(validation = Rule::new("self.all(m, !has(m.metadata.__namespace__))").message("spec.template.manifests: remove metadata.namespace; objects are placed in the MultiCloudWorkload's own namespace"))]
     #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.kind == m.kind && n.metadata.name == m.metadata.name))").message("spec.template.manifests has two objects of the same kind and name; keep one"))]
     #[x_kube(validation = Rule::new("self.all(m, !(m.kind in ['Namespace', 'Node', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PersistentVolume', 'StorageClass', 'PriorityClass', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']))").message("spec.template.manifests: cluster-scoped kinds (Namespace, ClusterRole, CustomResourceDefinition, …) cannot be placed by a namespaced workload; install them in the members separately"))]

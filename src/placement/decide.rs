@@ -46,13 +46,13 @@ pub fn decide(req: &Request) -> Decision {
         let (outcome, message) = if current_total > 0 {
             (
                 Outcome::FailStatic,
-                "no eligible cluster is healthy: keeping the current placement (fail static)"
+                "no cluster may receive replicas (unhealthy, drained, cordoned or filtered out): keeping the current placement (fail static)"
                     .to_string(),
             )
         } else {
             (
                 Outcome::Unschedulable,
-                "no eligible cluster is healthy: nothing can be placed".to_string(),
+                "no cluster may receive replicas (unhealthy, drained, cordoned or filtered out): nothing can be placed".to_string(),
             )
         };
         notes.push(message);
