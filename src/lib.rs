@@ -2,11 +2,13 @@
 //! them when a cloud, a cluster or the workload itself fails.
 //!
 //! - [`api`]: the custom resources (`MemberCluster`, `MultiCloudWorkload`) and their CRDs.
+//! - [`health`]: per-cluster health state machine with hysteresis (pure).
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
 //! - [`plan`]: `bascule plan`, the engine run offline over YAML files, with what-ifs.
 //! - [`yaml`]: multi-document YAML loading with file/line/field errors.
 
 pub mod api;
+pub mod health;
 pub mod placement;
 pub mod plan;
 pub mod yaml;
