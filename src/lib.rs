@@ -4,6 +4,7 @@
 //! - [`api`]: the custom resources (`MemberCluster`, `MultiCloudWorkload`) and their CRDs.
 //! - [`health`]: per-cluster health state machine with hysteresis (pure).
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
+//! - [`sync`]: rendering templates into per-cluster objects (and, next, applying them).
 //! - [`plan`]: `bascule plan`, the engine run offline over YAML files, with what-ifs.
 //! - [`yaml`]: multi-document YAML loading with file/line/field errors.
 
@@ -11,4 +12,5 @@ pub mod api;
 pub mod health;
 pub mod placement;
 pub mod plan;
+pub mod sync;
 pub mod yaml;

@@ -216,7 +216,8 @@ pub struct ReplicaBounds {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct FailoverPolicy {
-    /// Move replicas off clusters that turn Unhealthy or get a `NoExecute` taint (default true).
+    /// Move replicas off clusters that turn Unhealthy (default true). A `NoExecute` taint, set by
+    /// hand, drains the cluster whatever this says, unless a toleration matches it.
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Seconds a cluster must stay Unhealthy before its replicas move (default 0: the cluster's

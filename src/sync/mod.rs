@@ -1,0 +1,5 @@
+//! Sync: what Bascule writes to member clusters. `render` turns a workload's template into the
+//! objects for one cluster (pure); applying them (server-side apply, pruning, ownership checks)
+//! builds on it.
+
+pub mod render;
