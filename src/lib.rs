@@ -3,6 +3,7 @@
 //!
 //! - [`api`]: the custom resources (`MemberCluster`, `MultiCloudWorkload`) and their CRDs.
 //! - [`health`]: per-cluster health state machine with hysteresis (pure).
+//! - [`members`]: connections to member clusters (kubeconfig Secrets, vetted).
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
 //! - [`sync`]: rendering templates into per-cluster objects (and, next, applying them).
 //! - [`plan`]: `bascule plan`, the engine run offline over YAML files, with what-ifs.
@@ -10,6 +11,7 @@
 
 pub mod api;
 pub mod health;
+pub mod members;
 pub mod placement;
 pub mod plan;
 pub mod sync;

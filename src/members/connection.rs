@@ -1,0 +1,281 @@
+//! From a MemberCluster's kubeconfig Secret to a `kube::Config` with Bascule's timeouts.
+//!
+//! A kubeconfig in a Secret is input from whoever can write Secrets in the operator's namespace,
+//! so anything in it that would act inside the operator's pod is refused: exec plugins and auth
+//! providers (they run programs) unless the operator allows exec plugins explicitly, and file
+//! references (a `tokenFile` pointing at the operator's own service-account token would hand that
+//! token to any server the kubeconfig names).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Timeouts and permissions for member connections.
+#[derive(Clone, Debug)]
+pub struct ConnectionOptions {
+    pub allow_exec_plugins: bool,
+    pub connect_timeout: Duration,
+    /// Deadline of one response; watches are protected by the watcher's own idle timeout.
+    pub read_timeout: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            allow_exec_plugins: false,
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a member cannot be connected to; `reason()` is the MemberCluster condition reason. No
+/// message ever contains credential material.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConnectionError {
+    #[error("Secret {namespace}/{name} not found; create it with the member's kubeconfig")]
+    SecretNotFound { namespace: String, name: String },
+    #[error(
+        "Secret {namespace}/{name} has no key {key:?}; set spec.connection.kubeconfigSecretRef.key to the key that holds the kubeconfig"
+    )]
+    KeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("the kubeconfig in Secret {secret} is not valid: {problem}")]
+    Invalid { secret: String, problem: String },
+    #[error(
+        "the kubeconfig in Secret {secret} uses an {what} for user {user:?}; exec plugins are refused unless the operator runs with --allow-exec-plugins"
+    )]
+    ExecRefused {
+        secret: String,
+        user: String,
+        what: &'static str,
+    },
+    #[error(
+        "the kubeconfig in Secret {secret} refers to the file {field} for {owner:?}; files are refused, embed the data instead ({field}-data / token)"
+    )]
+    FileRefused {
+        secret: String,
+        owner: String,
+        field: &'static str,
+    },
+}
+
+impl ConnectionError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ConnectionError::SecretNotFound { .. } => "KubeconfigSecretNotFound",
+            ConnectionError::KeyMissing { .. } => "KubeconfigKeyMissing",
+            ConnectionError::Invalid { .. } => "KubeconfigInvalid",
+            ConnectionError::ExecRefused { .. } => "ExecPluginRefused",
+            ConnectionError::FileRefused { .. } => "KubeconfigFileRefused",
+        }
+    }
+}
+
+/// Reads and vets the kubeconfig stored in `secret` under `key`.
+pub fn kubeconfig_from_secret(
+    secret: &Secret,
+    key: &str,
+    opts: &ConnectionOptions,
+) -> Result<Kubeconfig, ConnectionError> {
+    let namespace = secret.metadata.namespace.clone().unwrap_or_default();
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let label = format!("{namespace}/{name}");
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| ConnectionError::KeyMissing {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            key: key.to_string(),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConnectionError::Invalid {
+        secret: label.clone(),
+        problem: "not UTF-8 text".into(),
+    })?;
+    // The parser's own message may quote the input (a token), so only its position is reported.
+    let kubeconfig = Kubeconfig::from_yaml(&text).map_err(|_| ConnectionError::Invalid {
+        secret: label.clone(),
+        problem: "not a kubeconfig (YAML with clusters, users and contexts)".into(),
+    })?;
+    vet(&kubeconfig, &label, opts)?;
+    Ok(kubeconfig)
+}
+
+fn vet(k: &Kubeconfig, secret: &str, opts: &ConnectionOptions) -> Result<(), ConnectionError> {
+    let file = |owner: &str, field: &'static str| ConnectionError::FileRefused {
+        secret: secret.to_string(),
+        owner: owner.to_string(),
+        field,
+    };
+    if k.clusters.is_empty() || k.auth_infos.is_empty() {
+        return Err(ConnectionError::Invalid {
+            secret: secret.into(),
+            problem: "it has no cluster or no user".into(),
+        });
+    }
+    for c in &k.clusters {
+        if c.cluster
+            .as_ref()
+            .is_some_and(|c| c.certificate_authority.is_some())
+        {
+            return Err(file(&c.name, "certificate-authority"));
+        }
+    }
+    for u in &k.auth_infos {
+        let Some(a) = &u.auth_info else { continue };
+        if a.exec.is_some() && !opts.allow_exec_plugins {
+            return Err(ConnectionError::ExecRefused {
+                secret: secret.into(),
+                user: u.name.clone(),
+                what: "exec plugin",
+            });
+        }
+        if a.auth_provider.is_some() && !opts.allow_exec_plugins {
+            return Err(ConnectionError::ExecRefused {
+                secret: secret.into(),
+                user: u.name.clone(),
+                what: "auth provider",
+            });
+        }
+        if a.token_file.is_some() {
+            return Err(file(&u.name, "tokenFile"));
+        }
+        if a.client_certificate.is_some() {
+            return Err(file(&u.name, "client-certificate"));
+        }
+        if a.client_key.is_some() {
+            return Err(file(&u.name, "client-key"));
+        }
+    }
+    Ok(())
+}
+
+/// A client configuration for the kubeconfig's current context, with Bascule's timeouts.
+pub async fn config(
+    kubeconfig: Kubeconfig,
+    secret: &str,
+    opts: &ConnectionOptions,
+) -> Result<kube::Config, ConnectionError> {
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| ConnectionError::Invalid {
+                secret: secret.into(),
+                problem: redact(&e.to_string()),
+            })?;
+    config.connect_timeout = Some(opts.connect_timeout);
+    config.read_timeout = Some(opts.read_timeout);
+    config.write_timeout = Some(opts.read_timeout);
+    config.reset_reader_on_write = true;
+    Ok(config)
+}
+
+/// kube's kubeconfig errors name contexts and files, not secrets; cut anything long that could be
+/// data rather than a name, to be safe.
+fn redact(message: &str) -> String {
+    message
+        .split_whitespace()
+        .map(|w| if w.len() > 48 { "[redacted]" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6InNlY3JldC10b2tlbi12YWx1ZSJ9";
+
+    fn kubeconfig(user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: m\nclusters:\n- name: m\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\ncontexts:\n- name: m\n  context: {{cluster: m, user: u}}\nusers:\n- name: u\n  user:\n{user}"
+        )
+    }
+
+    fn secret(text: &str) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.namespace = Some("bascule-system".into());
+        s.metadata.name = Some("member-eks".into());
+        s.data = Some(
+            [(
+                "kubeconfig".to_string(),
+                ByteString(text.as_bytes().to_vec()),
+            )]
+            .into(),
+        );
+        s
+    }
+
+    #[tokio::test]
+    async fn a_token_kubeconfig_becomes_a_config_with_timeouts() {
+        let opts = ConnectionOptions::default();
+        let k = kubeconfig_from_secret(
+            &secret(&kubeconfig(&format!("    token: {TOKEN}\n"))),
+            "kubeconfig",
+            &opts,
+        )
+        .unwrap();
+        let c = config(k, "bascule-system/member-eks", &opts).await.unwrap();
+        assert_eq!(c.cluster_url.to_string(), "https://127.0.0.1:6443/");
+        assert_eq!(c.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.read_timeout, Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn exec_plugins_are_refused_unless_allowed() {
+        let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n      args: [eks, get-token]\n";
+        let s = secret(&kubeconfig(exec));
+        let e =
+            kubeconfig_from_secret(&s, "kubeconfig", &ConnectionOptions::default()).unwrap_err();
+        assert_eq!(e.reason(), "ExecPluginRefused");
+        assert!(e.to_string().contains("--allow-exec-plugins"), "{e}");
+        let allowed = ConnectionOptions {
+            allow_exec_plugins: true,
+            ..Default::default()
+        };
+        assert!(kubeconfig_from_secret(&s, "kubeconfig", &allowed).is_ok());
+    }
+
+    #[test]
+    fn file_references_are_refused() {
+        let e = kubeconfig_from_secret(
+            &secret(&kubeconfig(
+                "    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n",
+            )),
+            "kubeconfig",
+            &ConnectionOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "KubeconfigFileRefused");
+    }
+
+    #[test]
+    fn errors_never_contain_the_credential() {
+        let opts = ConnectionOptions::default();
+        let broken = format!("users: [{{name: u, user: {{token: {TOKEN}}}}}\nclusters: 7\n");
+        for e in [
+            kubeconfig_from_secret(&secret(&broken), "kubeconfig", &opts).unwrap_err(),
+            kubeconfig_from_secret(&secret(&format!("token: {TOKEN}")), "kubeconfig", &opts)
+                .unwrap_err(),
+            kubeconfig_from_secret(&secret("x"), "other-key", &opts).unwrap_err(),
+        ] {
+            assert!(!e.to_string().contains(&TOKEN[..20]), "{e}");
+            assert!(e.to_string().contains("bascule-system"), "{e}");
+        }
+    }
+}
