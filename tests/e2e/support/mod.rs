@@ -491,12 +491,11 @@ pub fn emergency_teardown() {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     kill_running_child();
     let dir = RUN_DIR.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some(dir) = dir {
-        if std::env::var_os("BASCULE_E2E_KEEP").is_none() {
-            if let Err(e) = run_cluster_script(&dir, ["down"]) {
-                eprintln!("e2e: error: teardown failed: {e}");
-            }
-        }
+    if let Some(dir) = dir
+        && std::env::var_os("BASCULE_E2E_KEEP").is_none()
+        && let Err(e) = run_cluster_script(&dir, ["down"])
+    {
+        eprintln!("e2e: error: teardown failed: {e}");
     }
 }
 
