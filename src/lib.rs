@@ -2,6 +2,7 @@
 //! them when a cloud, a cluster or the workload itself fails.
 //!
 //! - [`api`]: the custom resources (`MemberCluster`, `MultiCloudWorkload`) and their CRDs.
+//! - [`controller`]: reconcile policy and wiring (kstatus conditions, rebalance policy).
 //! - [`health`]: per-cluster health state machine with hysteresis (pure).
 //! - [`members`]: connections to member clusters (kubeconfig Secrets, vetted).
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
@@ -10,6 +11,7 @@
 //! - [`yaml`]: multi-document YAML loading with file/line/field errors.
 
 pub mod api;
+pub mod controller;
 pub mod health;
 pub mod members;
 pub mod placement;

@@ -14,6 +14,7 @@
 //! To add tests: write a module with `pub fn trials(topology: &Topology) -> Vec<Trial>` built
 //! with `support::trial`, and add it to `all_trials` below.
 
+mod crds;
 mod smoke;
 mod support;
 
@@ -25,6 +26,7 @@ use support::Topology;
 fn all_trials(topology: &Topology) -> Vec<Trial> {
     let mut trials = Vec::new();
     trials.extend(smoke::trials(topology));
+    trials.extend(crds::trials(topology));
     trials
 }
 
