@@ -2,4 +2,5 @@
 //! objects for one cluster (pure); applying them (server-side apply, pruning, ownership checks)
 //! builds on it.
 
+pub mod diff;
 pub mod render;

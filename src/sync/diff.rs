@@ -1,0 +1,213 @@
+//! What to do in one member: apply the rendered objects Bascule may write, report the ones another
+//! owner holds, delete the ones it placed earlier and no longer wants. Pure.
+//!
+//! Ownership is the `bascule.dev/workload-uid` label: an existing object without it (or with
+//! another workload's UID) is never modified or deleted; it is reported as a conflict.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::render::labels;
+
+/// The identity of an object in a member.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn of(obj: &Value) -> ObjectKey {
+        let s = |p: &str| {
+            obj.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        ObjectKey {
+            api_version: s("/apiVersion"),
+            kind: s("/kind"),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name"),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{} {}/{}",
+            self.api_version, self.kind, self.namespace, self.name
+        )
+    }
+}
+
+/// An object that exists in the member: its key and its labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Existing {
+    pub key: ObjectKey,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One step in a member.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Server-side apply of this object (new, or already ours).
+    Apply(Value),
+    /// Leave this object alone: someone else owns it.
+    Conflict { key: ObjectKey, owner: String },
+    /// Delete this object: Bascule placed it for this workload and no longer wants it.
+    Delete(ObjectKey),
+}
+
+/// Actions for one member, given what should be there (`rendered`, empty when the workload has
+/// no replicas there) and what is there now (`existing`: objects of the kinds involved, in the
+/// workload's namespace).
+pub fn actions(workload_uid: &str, rendered: Vec<Value>, existing: &[Existing]) -> Vec<Action> {
+    let by_key: BTreeMap<&ObjectKey, &Existing> = existing.iter().map(|e| (&e.key, e)).collect();
+    let mut wanted = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for obj in rendered {
+        let key = ObjectKey::of(&obj);
+        wanted.insert(same_object(&key));
+        match by_key.get(&key) {
+            Some(e) if owner_uid(e) != Some(workload_uid) => {
+                let owner = describe_owner(owner_uid(e), e);
+                out.push(Action::Conflict { key, owner });
+            }
+            _ => out.push(Action::Apply(obj)),
+        }
+    }
+    for e in existing {
+        if owner_uid(e) == Some(workload_uid) && !wanted.contains(&same_object(&e.key)) {
+            out.push(Action::Delete(e.key.clone()));
+        }
+    }
+    out
+}
+
+/// Objects are the same whatever API version they are read through.
+fn same_object(k: &ObjectKey) -> (String, String, String, String) {
+    let group = k
+        .api_version
+        .rsplit_once('/')
+        .map_or("", |(g, _)| g)
+        .to_string();
+    (group, k.kind.clone(), k.namespace.clone(), k.name.clone())
+}
+
+fn owner_uid(e: &Existing) -> Option<&str> {
+    e.labels.get(labels::WORKLOAD_UID).map(String::as_str)
+}
+
+fn describe_owner(uid: Option<&str>, e: &Existing) -> String {
+    match (
+        uid,
+        e.labels.get(labels::WORKLOAD_NAMESPACE),
+        e.labels.get(labels::WORKLOAD_NAME),
+    ) {
+        (Some(_), Some(ns), Some(name)) => format!("MultiCloudWorkload {ns}/{name}"),
+        (Some(uid), _, _) => format!("another MultiCloudWorkload (uid {uid})"),
+        (None, _, _) => match e.labels.get("app.kubernetes.io/managed-by") {
+            Some(m) => format!("not Bascule (managed by {m})"),
+            None => "not Bascule".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const UID: &str = "uid-1";
+
+    fn obj(kind: &str, name: &str) -> Value {
+        json!({"apiVersion": if kind == "Deployment" { "apps/v1" } else { "v1" }, "kind": kind,
+               "metadata": {"namespace": "shop", "name": name}})
+    }
+
+    fn existing(kind: &str, name: &str, labels: &[(&str, &str)]) -> Existing {
+        Existing {
+            key: ObjectKey::of(&obj(kind, name)),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn new_and_owned_objects_are_applied() {
+        let ours = existing("Deployment", "web", &[(labels::WORKLOAD_UID, UID)]);
+        let a = actions(
+            UID,
+            vec![obj("Deployment", "web"), obj("Service", "web")],
+            &[ours],
+        );
+        assert!(
+            matches!(&a[..], [Action::Apply(_), Action::Apply(_)]),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn foreign_objects_are_conflicts_never_touched() {
+        let foreign = existing(
+            "Service",
+            "web",
+            &[("app.kubernetes.io/managed-by", "Helm")],
+        );
+        let other_workload = existing(
+            "Deployment",
+            "web",
+            &[
+                (labels::WORKLOAD_UID, "uid-2"),
+                (labels::WORKLOAD_NAMESPACE, "shop"),
+                (labels::WORKLOAD_NAME, "old-web"),
+            ],
+        );
+        let a = actions(
+            UID,
+            vec![obj("Deployment", "web"), obj("Service", "web")],
+            &[foreign, other_workload],
+        );
+        assert_eq!(
+            a,
+            vec![
+                Action::Conflict {
+                    key: ObjectKey::of(&obj("Deployment", "web")),
+                    owner: "MultiCloudWorkload shop/old-web".into()
+                },
+                Action::Conflict {
+                    key: ObjectKey::of(&obj("Service", "web")),
+                    owner: "not Bascule (managed by Helm)".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn only_our_unwanted_objects_are_deleted() {
+        let ours_old = existing("ConfigMap", "old", &[(labels::WORKLOAD_UID, UID)]);
+        let not_ours = existing("ConfigMap", "keep", &[]);
+        let other = existing("ConfigMap", "theirs", &[(labels::WORKLOAD_UID, "uid-2")]);
+        let a = actions(UID, vec![], &[ours_old, not_ours, other]);
+        assert_eq!(
+            a,
+            vec![Action::Delete(ObjectKey::of(&obj("ConfigMap", "old")))]
+        );
+    }
+
+    #[test]
+    fn an_api_version_change_is_the_same_object() {
+        let mut old = existing("Deployment", "web", &[(labels::WORKLOAD_UID, UID)]);
+        old.key.api_version = "apps/v1beta2".into();
+        let a = actions(UID, vec![obj("Deployment", "web")], &[old]);
+        assert_eq!(a.len(), 1, "applied, not deleted: {a:?}");
+    }
+}
