@@ -1,0 +1,304 @@
+//! The status a MultiCloudWorkload should show, from the decision and what the members report.
+//! Pure; the reconciler writes it only when it differs from what is there.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::conditions::{Desired, merge};
+use crate::api::workload::{
+    ClusterDecisionStatus, ClusterPlacementState, ClusterPlacementStatus, DecisionStatus,
+    MultiCloudWorkloadStatus, ReplicaCounts,
+};
+use crate::api::{MultiCloudWorkload, Provider};
+use crate::placement::{Decision, Outcome};
+
+/// What one member reports for the workload's Deployment/StatefulSet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `spec.replicas` of the object in the member.
+    pub replicas: u32,
+    pub ready: u32,
+    pub available: u32,
+}
+
+/// Per cluster: the observation, or `None` when the member could not be asked.
+pub type Observations = BTreeMap<String, Option<Observed>>;
+
+/// Builds the status for `workload` after `decision`, given the members' observations.
+pub fn build(
+    workload: &MultiCloudWorkload,
+    decision: &Decision,
+    providers: &BTreeMap<String, Provider>,
+    observed: &Observations,
+    now: Timestamp,
+) -> MultiCloudWorkloadStatus {
+    let previous = workload.status.clone().unwrap_or_default();
+    let mut names: Vec<&String> = decision.placement.keys().chain(observed.keys()).collect();
+    names.sort();
+    names.dedup();
+
+    let mut rows = Vec::new();
+    let (mut ready, mut available, mut unreachable) = (0u32, 0u32, Vec::new());
+    for name in names {
+        let desired = decision.placement.get(name).copied().unwrap_or(0);
+        let seen = observed.get(name).copied().flatten();
+        if observed.get(name).is_some_and(Option::is_none) {
+            unreachable.push(name.as_str());
+        }
+        let o = seen.unwrap_or_default();
+        if desired == 0 && o.replicas == 0 && seen.is_some() {
+            continue;
+        }
+        let state = match (desired, seen) {
+            (_, None) => ClusterPlacementState::Pending,
+            (0, Some(_)) => ClusterPlacementState::Draining,
+            (d, Some(o)) if o.available >= d => ClusterPlacementState::Active,
+            _ => ClusterPlacementState::Surging,
+        };
+        ready += o.ready.min(desired);
+        available += o.available.min(desired);
+        rows.push(ClusterPlacementStatus {
+            name: name.clone(),
+            provider: providers.get(name).copied(),
+            desired: desired as i32,
+            ready: o.ready as i32,
+            available: o.available as i32,
+            state,
+        });
+    }
+
+    let desired_total = decision.total() as u32;
+    let placement = (!decision.placement.is_empty()).then(|| decision.summary());
+    let generation = workload.metadata.generation;
+    let all_available = available >= desired_total;
+    let (ready_ok, reason, message) = match decision.outcome {
+        Outcome::Unschedulable => (
+            false,
+            "Unschedulable",
+            first_note(decision, "no cluster may receive replicas"),
+        ),
+        Outcome::FailStatic => (
+            false,
+            "FailStatic",
+            format!(
+                "no cluster may receive replicas; keeping {} as it was",
+                decision.summary()
+            ),
+        ),
+        _ if !all_available => (
+            false,
+            "Progressing",
+            format!(
+                "{available}/{desired_total} replicas available; placing {}",
+                decision.summary()
+            ),
+        ),
+        _ => (
+            true,
+            "Available",
+            format!(
+                "{available}/{desired_total} replicas available on {}",
+                decision.summary()
+            ),
+        ),
+    };
+    let degraded = decision.outcome == Outcome::Degraded || !unreachable.is_empty();
+    let degraded_message = if !unreachable.is_empty() {
+        format!(
+            "cannot reach {}; their replicas are not counted",
+            unreachable.join(", ")
+        )
+    } else {
+        decision.notes.join("; ")
+    };
+    let conditions = merge(
+        &previous.conditions,
+        &[
+            Desired::new("Ready", ready_ok, reason, message),
+            Desired::new(
+                "Progressing",
+                !all_available,
+                if all_available { "Complete" } else { "Placing" },
+                "",
+            ),
+            Desired::new(
+                "Degraded",
+                degraded,
+                if degraded {
+                    "ConstraintsNotMet"
+                } else {
+                    "AsSpecified"
+                },
+                degraded_message,
+            ),
+        ],
+        generation,
+        now,
+    );
+
+    MultiCloudWorkloadStatus {
+        observed_generation: generation,
+        conditions,
+        replicas: Some(ReplicaCounts {
+            desired: desired_total as i32,
+            ready: ready as i32,
+            available: available as i32,
+        }),
+        placement,
+        clusters: rows,
+        decision: Some(DecisionStatus {
+            outcome: decision.outcome.to_string(),
+            message: decision
+                .notes
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("placed {}", decision.summary())),
+            clusters: decision
+                .clusters
+                .iter()
+                .map(|c| ClusterDecisionStatus {
+                    name: c.name.clone(),
+                    selected: c.selected,
+                    replicas: c.replicas as i32,
+                    score: c.score as i32,
+                    reason: c.reason.clone(),
+                })
+                .collect(),
+        }),
+        last_failover: previous.last_failover,
+    }
+}
+
+fn first_note(d: &Decision, fallback: &str) -> String {
+    d.notes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::{ClusterSnapshot, Rebalance, Replicas, Request, decide};
+
+    fn workload() -> MultiCloudWorkload {
+        let mut w: MultiCloudWorkload = serde_saphyr::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/divided.yaml"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        w.metadata.generation = Some(4);
+        w
+    }
+
+    fn decision(w: &MultiCloudWorkload, clusters: &[ClusterSnapshot]) -> Decision {
+        let none = BTreeMap::new();
+        decide(&Request {
+            spec: &w.spec,
+            clusters,
+            current: &Replicas::new(),
+            rebalance: Rebalance::ToPreferred,
+            now: Timestamp::UNIX_EPOCH,
+            app_unavailable_since: &none,
+        })
+    }
+
+    fn clusters() -> Vec<ClusterSnapshot> {
+        vec![
+            ClusterSnapshot::healthy("eks-use1", Provider::Aws, "us-east-1"),
+            ClusterSnapshot::healthy("gke-euw1", Provider::Gcp, "europe-west1"),
+        ]
+    }
+
+    fn seen(replicas: u32, available: u32) -> Option<Observed> {
+        Some(Observed {
+            replicas,
+            ready: available,
+            available,
+        })
+    }
+
+    #[test]
+    fn ready_when_every_replica_is_available() {
+        let w = workload();
+        let d = decision(&w, &clusters());
+        let providers = [
+            ("eks-use1".to_string(), Provider::Aws),
+            ("gke-euw1".to_string(), Provider::Gcp),
+        ]
+        .into();
+        let obs: Observations = [
+            ("eks-use1".to_string(), seen(7, 7)),
+            ("gke-euw1".to_string(), seen(3, 3)),
+        ]
+        .into();
+        let s = build(&w, &d, &providers, &obs, Timestamp::UNIX_EPOCH);
+        let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Available")
+        );
+        assert_eq!(
+            ready.message,
+            "10/10 replicas available on eks-use1=7,gke-euw1=3"
+        );
+        assert_eq!(s.placement.as_deref(), Some("eks-use1=7,gke-euw1=3"));
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(
+            s.clusters.iter().map(|c| c.state).collect::<Vec<_>>(),
+            [ClusterPlacementState::Active; 2]
+        );
+        assert_eq!(s.replicas.unwrap().available, 10);
+    }
+
+    #[test]
+    fn progressing_and_degraded_while_a_member_is_unreachable() {
+        let w = workload();
+        let d = decision(&w, &clusters());
+        let obs: Observations = [
+            ("eks-use1".to_string(), seen(7, 4)),
+            ("gke-euw1".to_string(), None),
+        ]
+        .into();
+        let s = build(&w, &d, &BTreeMap::new(), &obs, Timestamp::UNIX_EPOCH);
+        let get = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+        assert_eq!(get("Ready").status, "False");
+        assert_eq!(
+            get("Ready").message,
+            "4/10 replicas available; placing eks-use1=7,gke-euw1=3"
+        );
+        assert_eq!(get("Degraded").status, "True");
+        assert_eq!(
+            get("Degraded").message,
+            "cannot reach gke-euw1; their replicas are not counted"
+        );
+        let states: Vec<_> = s.clusters.iter().map(|c| c.state).collect();
+        assert_eq!(
+            states,
+            [
+                ClusterPlacementState::Surging,
+                ClusterPlacementState::Pending
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cluster_left_with_replicas_is_draining() {
+        let w = workload();
+        let mut cs = clusters();
+        cs[1].health = crate::api::ClusterHealth::Unhealthy;
+        let d = decision(&w, &cs);
+        let obs: Observations = [
+            ("eks-use1".to_string(), seen(10, 10)),
+            ("gke-euw1".to_string(), seen(3, 3)),
+        ]
+        .into();
+        let s = build(&w, &d, &BTreeMap::new(), &obs, Timestamp::UNIX_EPOCH);
+        assert_eq!(s.clusters[1].state, ClusterPlacementState::Draining);
+        assert_eq!(s.clusters[1].desired, 0);
+    }
+}
