@@ -11,6 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use crate::api::SecretKeyRef;
+
 /// Timeouts and permissions for member connections.
 #[derive(Clone, Debug)]
 pub struct ConnectionOptions {
@@ -62,6 +64,8 @@ pub enum ConnectionError {
         owner: String,
         field: &'static str,
     },
+    #[error("spec.connection sets no connection method; set spec.connection.kubeconfigSecretRef")]
+    NoMethod,
 }
 
 impl ConnectionError {
@@ -72,8 +76,31 @@ impl ConnectionError {
             ConnectionError::Invalid { .. } => "KubeconfigInvalid",
             ConnectionError::ExecRefused { .. } => "ExecPluginRefused",
             ConnectionError::FileRefused { .. } => "KubeconfigFileRefused",
+            ConnectionError::NoMethod => "NoConnectionMethod",
         }
     }
+}
+
+/// A client for a member: the kubeconfig Secret that `reference` names (looked up by the caller,
+/// `None` if it does not exist in `namespace`), vetted, with Bascule's timeouts.
+pub async fn connect(
+    reference: Option<&SecretKeyRef>,
+    secret: Option<&Secret>,
+    namespace: &str,
+    opts: &ConnectionOptions,
+) -> Result<kube::Client, ConnectionError> {
+    let reference = reference.ok_or(ConnectionError::NoMethod)?;
+    let label = format!("{namespace}/{}", reference.name);
+    let secret = secret.ok_or_else(|| ConnectionError::SecretNotFound {
+        namespace: namespace.to_string(),
+        name: reference.name.clone(),
+    })?;
+    let kubeconfig = kubeconfig_from_secret(secret, &reference.key, opts)?;
+    let config = config(kubeconfig, &label, opts).await?;
+    kube::Client::try_from(config).map_err(|e| ConnectionError::Invalid {
+        secret: label,
+        problem: redact(&e.to_string()),
+    })
 }
 
 /// Reads and vets the kubeconfig stored in `secret` under `key`.

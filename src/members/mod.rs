@@ -1,4 +1,30 @@
-//! Members: connections to member clusters. `connection` turns a MemberCluster's kubeconfig
-//! Secret into a vetted client configuration; the pool of clients and the health probes build on it.
+//! Members: the hub's view of its member clusters.
+//!
+//! [`run`] watches MemberClusters and the kubeconfig Secrets of the operator's namespace on the
+//! hub, keeps one client and one probe task per member, and writes each MemberCluster's status;
+//! the [`MemberPool`] it fills gives the workload controller a [`ClusterSnapshot`] per member,
+//! its client, and an event whenever something that matters for placement changed.
+//!
+//! - [`connection`]: kubeconfig Secret → vetted client configuration with timeouts.
+//! - [`probe`]: one probe (`/readyz`, nodes, `/version`) and the classification of failures.
+//! - [`detect`]: node counts, allocatable capacity, provider and region from the nodes (pure).
+//! - [`status`]: the MemberCluster status and when it is worth a write (pure).
+//! - [`member`]: one member's task (connection, probe schedule, health, status write).
+//! - [`supervisor`]: the hub watches and the set of member tasks.
+//! - [`pool`]: what the controller reads.
+//!
+//! Design notes, defaults and their reasoning: docs/members.md.
+//!
+//! [`ClusterSnapshot`]: crate::placement::ClusterSnapshot
 
 pub mod connection;
+pub mod detect;
+pub mod member;
+pub mod pool;
+pub mod probe;
+pub mod status;
+pub mod supervisor;
+
+pub use connection::{ConnectionError, ConnectionOptions};
+pub use pool::{MemberEvent, MemberPool, ProbeStats};
+pub use supervisor::{MembersError, run};

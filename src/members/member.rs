@@ -1,0 +1,391 @@
+//! One member's task: keeps its connection in step with the MemberCluster and its Secret, probes
+//! it every `spec.health.periodSeconds`, feeds the health tracker, publishes the snapshot to the
+//! pool and writes `status` when it changed.
+//!
+//! Each member has its own task, so a member whose API server hangs costs only its own probe
+//! deadline. The task ends when the supervisor drops its input channel.
+
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::connection::{self, ConnectionError, ConnectionOptions};
+use super::detect::NodeFacts;
+use super::pool::MemberPool;
+use super::probe::{self, ProbeReport};
+use super::status::{self, Observed};
+use crate::api::{ClusterHealth, MemberCluster, MemberClusterStatus, SecretKeyRef};
+use crate::health::{HealthTracker, Probe};
+use crate::placement::ClusterSnapshot;
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "bascule";
+/// How often `/version` is read once known (it changes only with an upgrade).
+const VERSION_EVERY: Duration = Duration::from_secs(60);
+/// Deadline of a status write to the hub; a write that fails is retried at the next probe.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the supervisor hands a member's task: the MemberCluster and its kubeconfig Secret (`None`
+/// if the Secret does not exist), as last seen on the hub.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub cluster: Arc<MemberCluster>,
+    pub secret: Option<Arc<Secret>>,
+}
+
+impl Input {
+    /// Whether two inputs are the same versions of the same objects.
+    pub fn same_as(&self, other: &Input) -> bool {
+        let rv = |s: &Option<Arc<Secret>>| s.as_ref().map(|s| s.resource_version());
+        self.cluster.resource_version() == other.cluster.resource_version()
+            && self.cluster.uid() == other.cluster.uid()
+            && rv(&self.secret) == rv(&other.secret)
+    }
+}
+
+/// What a member's task needs besides its input.
+#[derive(Clone)]
+pub struct Context {
+    pub hub: Client,
+    pub namespace: String,
+    pub opts: ConnectionOptions,
+    pub pool: MemberPool,
+}
+
+/// Claims the member's pool entry now and returns its task, which runs until the input channel
+/// closes.
+pub fn start(
+    ctx: Context,
+    owner: u64,
+    mut input: watch::Receiver<Input>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let first = input.borrow_and_update().clone();
+    let member = Member::new(owner, &first);
+    ctx.pool.claim(owner, member.snapshot(&first.cluster));
+    run(ctx, member, first, input)
+}
+
+async fn run(
+    ctx: Context,
+    mut member: Member,
+    mut current: Input,
+    mut input: watch::Receiver<Input>,
+) {
+    let owner = member.owner;
+    loop {
+        member.follow(&ctx, &current).await;
+        if Instant::now() >= member.next_probe {
+            member.probe(&ctx, &current.cluster).await;
+        }
+        ctx.pool
+            .set_snapshot(owner, member.snapshot(&current.cluster));
+        member.write_status(&ctx, &current.cluster).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(member.next_probe) => {}
+            changed = input.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        if input.has_changed().is_err() {
+            return;
+        }
+        current = input.borrow_and_update().clone();
+    }
+}
+
+/// The state of one member between probes.
+struct Member {
+    name: String,
+    owner: u64,
+    tracker: HealthTracker,
+    /// Whether this process has judged the member yet (probed it, or found it cannot connect):
+    /// until then its snapshot says Unknown.
+    judged: bool,
+    /// Fingerprint of the connection the client was built from, and the client or why not.
+    fingerprint: Option<u64>,
+    client: Result<Client, ConnectionError>,
+    last_probe: Option<Probe>,
+    nodes: Option<NodeFacts>,
+    version: Option<String>,
+    version_at: Option<Instant>,
+    latency_ms: Option<i64>,
+    next_probe: Instant,
+    /// The status as last written (or as found at start).
+    written: Option<MemberClusterStatus>,
+}
+
+impl Member {
+    fn new(owner: u64, input: &Input) -> Member {
+        let status = input.cluster.status.clone();
+        // Resume from the recorded health, so a restart does not forget an Unhealthy member.
+        let tracker = match &status {
+            Some(s) => HealthTracker::resume(s.health, s.health_since.as_ref().map(|t| t.0)),
+            None => HealthTracker::resume(ClusterHealth::Unknown, None),
+        };
+        Member {
+            name: input.cluster.name_any(),
+            owner,
+            tracker,
+            judged: false,
+            fingerprint: None,
+            client: Err(ConnectionError::NoMethod),
+            last_probe: None,
+            nodes: None,
+            version: None,
+            version_at: None,
+            latency_ms: None,
+            next_probe: Instant::now(),
+            written: status,
+        }
+    }
+
+    /// Rebuilds the client when the connection (the Secret reference or the kubeconfig in it)
+    /// changed.
+    async fn follow(&mut self, ctx: &Context, input: &Input) {
+        let reference = input.cluster.spec.connection.kubeconfig_secret_ref.as_ref();
+        let fingerprint = fingerprint(reference, input.secret.as_deref());
+        if self.fingerprint == Some(fingerprint) {
+            return;
+        }
+        self.fingerprint = Some(fingerprint);
+        self.client = connection::connect(
+            reference,
+            input.secret.as_deref(),
+            &ctx.namespace,
+            &ctx.opts,
+        )
+        .await;
+        self.last_probe = None;
+        self.version_at = None;
+        self.next_probe = Instant::now();
+        match &self.client {
+            Ok(client) => {
+                tracing::info!(cluster = %self.name, "member connection built");
+                ctx.pool
+                    .set_client(self.owner, &self.name, Some(client.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %self.name, reason = e.reason(), "member connection refused: {e}");
+                ctx.pool.set_client(self.owner, &self.name, None);
+                let now = now();
+                let health = health_without_connection(self.tracker.state());
+                if health != self.tracker.state() {
+                    self.tracker = HealthTracker::resume(health, Some(now));
+                }
+                self.judged = true;
+            }
+        }
+    }
+
+    /// Probes the member (if it has a client) and feeds the tracker.
+    async fn probe(&mut self, ctx: &Context, cluster: &MemberCluster) {
+        let settings = &cluster.spec.health;
+        let period = Duration::from_secs(settings.period_seconds.max(1) as u64);
+        let deadline = Duration::from_secs(settings.timeout_seconds.max(1) as u64);
+        let started = Instant::now();
+        self.next_probe = started + period;
+        let Ok(client) = &self.client else {
+            return;
+        };
+        let with_version = self
+            .version_at
+            .is_none_or(|at| at.elapsed() >= VERSION_EVERY);
+        let report: ProbeReport = probe::probe(client, deadline, with_version).await;
+        let now = now();
+        ctx.pool
+            .record_probe(self.owner, &self.name, now, started.elapsed());
+        if let Some(v) = report.version {
+            self.version = Some(v);
+            self.version_at = Some(Instant::now());
+        }
+        if let Some(n) = report.nodes {
+            self.nodes = Some(n);
+        }
+        if report.outcome == Probe::Success {
+            self.latency_ms = Some(report.latency.as_millis() as i64);
+        }
+        if let Some(t) = self.tracker.observe(report.outcome.clone(), settings, now) {
+            let reason = self.tracker.last_failure().map(|f| f.reason());
+            tracing::info!(cluster = %self.name, from = %t.from, to = %t.to, reason, "member health changed");
+        }
+        self.last_probe = Some(report.outcome);
+        self.judged = true;
+    }
+
+    /// The member as the placement engine sees it.
+    fn snapshot(&self, cluster: &MemberCluster) -> ClusterSnapshot {
+        let status = cluster.status.as_ref();
+        let detected = self.nodes.as_ref();
+        ClusterSnapshot {
+            name: self.name.clone(),
+            provider: cluster
+                .spec
+                .provider
+                .or(detected.and_then(|n| n.provider))
+                .or(status.and_then(|s| s.provider)),
+            region: cluster
+                .spec
+                .region
+                .clone()
+                .or_else(|| detected.and_then(|n| n.region.clone()))
+                .or_else(|| status.and_then(|s| s.region.clone())),
+            labels: cluster.labels().clone(),
+            health: if self.judged {
+                self.tracker.state()
+            } else {
+                ClusterHealth::Unknown
+            },
+            health_since: if self.judged {
+                self.tracker.since()
+            } else {
+                None
+            },
+            taints: cluster.spec.taints.clone(),
+            available: None,
+        }
+    }
+
+    /// Writes `status` by server-side apply if it changed (see [`status::needs_write`]).
+    async fn write_status(&mut self, ctx: &Context, cluster: &MemberCluster) {
+        if !self.judged {
+            return; // nothing to say before the first probe
+        }
+        let observed = Observed {
+            generation: cluster.meta().generation,
+            spec: &cluster.spec,
+            health: self.tracker.state(),
+            health_since: self.tracker.since(),
+            connection: self.client.as_ref().err(),
+            last_probe: self.last_probe.as_ref(),
+            last_failure: self.tracker.last_failure(),
+            nodes: self.nodes.as_ref(),
+            version: self.version.as_deref(),
+            latency_ms: self.latency_ms,
+        };
+        let desired = status::desired(&observed, self.written.as_ref(), now());
+        if !status::needs_write(self.written.as_ref(), &desired) {
+            return;
+        }
+        let patch = serde_json::json!({
+            "apiVersion": MemberCluster::api_version(&()),
+            "kind": MemberCluster::kind(&()),
+            "status": desired,
+        });
+        let api = Api::<MemberCluster>::all(ctx.hub.clone());
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let patch = Patch::Apply(&patch);
+        let write = api.patch_status(&self.name, &params, &patch);
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(_)) => {
+                tracing::debug!(cluster = %self.name, "member status written");
+                self.written = Some(desired);
+            }
+            // Deleted meanwhile: the supervisor stops this task.
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
+            Ok(Err(e)) => tracing::warn!(cluster = %self.name, "writing member status failed: {e}"),
+            Err(_) => tracing::warn!(cluster = %self.name, "writing member status timed out"),
+        }
+    }
+}
+
+/// Health when no client can be built from the member's connection. A broken Secret says nothing
+/// about the cluster itself, so a Healthy member becomes Unknown — it keeps its replicas and gets
+/// no new ones (fail static) — rather than Unhealthy, which would move its replicas away because
+/// of a typo on the hub. An Unhealthy or Recovering member stays so: it has not proved itself.
+pub fn health_without_connection(health: ClusterHealth) -> ClusterHealth {
+    match health {
+        ClusterHealth::Healthy => ClusterHealth::Unknown,
+        other => other,
+    }
+}
+
+/// Identifies a connection: the Secret reference and the kubeconfig bytes it points at. A Secret
+/// change that leaves the kubeconfig alone (labels, other keys) keeps the client.
+fn fingerprint(reference: Option<&SecretKeyRef>, secret: Option<&Secret>) -> u64 {
+    let mut h = DefaultHasher::new();
+    reference.map(|r| (&r.name, &r.key)).hash(&mut h);
+    if let (Some(r), Some(s)) = (reference, secret) {
+        s.metadata.uid.hash(&mut h);
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| &b.0)
+            .hash(&mut h);
+        s.string_data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .hash(&mut h);
+    } else {
+        secret.is_some().hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Now, to the second: what `metav1.Time` keeps, so that what is written reads back the same.
+fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    fn secret(data: &str, label: Option<&str>) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.uid = Some("u1".into());
+        s.metadata.labels = label.map(|l| [("l".to_string(), l.to_string())].into());
+        s.data = Some(
+            [
+                ("kubeconfig".to_string(), ByteString(data.into())),
+                ("other".to_string(), ByteString(label.unwrap_or("").into())),
+            ]
+            .into(),
+        );
+        s
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_kubeconfig_only() {
+        let r = SecretKeyRef {
+            name: "member".into(),
+            key: "kubeconfig".into(),
+        };
+        let a = fingerprint(Some(&r), Some(&secret("one", None)));
+        assert_eq!(a, fingerprint(Some(&r), Some(&secret("one", Some("x")))));
+        assert_ne!(a, fingerprint(Some(&r), Some(&secret("two", None))));
+        assert_ne!(a, fingerprint(Some(&r), None));
+        let other_key = SecretKeyRef {
+            key: "other".into(),
+            ..r.clone()
+        };
+        assert_ne!(a, fingerprint(Some(&other_key), Some(&secret("one", None))));
+        assert_ne!(fingerprint(None, None), fingerprint(Some(&r), None));
+    }
+
+    #[test]
+    fn a_broken_connection_holds_a_healthy_member_and_keeps_distrust() {
+        use ClusterHealth::*;
+        assert_eq!(health_without_connection(Healthy), Unknown);
+        assert_eq!(health_without_connection(Unknown), Unknown);
+        assert_eq!(health_without_connection(Unhealthy), Unhealthy);
+        assert_eq!(health_without_connection(Recovering), Recovering);
+    }
+
+    #[test]
+    fn now_has_whole_seconds() {
+        assert_eq!(now().subsec_nanosecond(), 0);
+    }
+}

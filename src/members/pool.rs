@@ -1,0 +1,271 @@
+//! The pool: one entry per known MemberCluster, with what the placement engine needs
+//! ([`ClusterSnapshot`]) and the member's client, and a broadcast of what changed.
+//!
+//! Written by [`super::run`] (one task per member), read by the workload controller. Every read
+//! is a copy taken under a short lock; nothing here does I/O.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::broadcast;
+
+use crate::placement::ClusterSnapshot;
+
+/// Something that matters for placement changed for `cluster`: its health, its spec (taints,
+/// labels, provider, region), its connection (connected, disconnected, replaced), or it was
+/// deleted. Read [`MemberPool::snapshots`] for the new state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberEvent {
+    Changed { cluster: String },
+}
+
+/// Probe counters of one member, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeStats {
+    /// Probes run since the member's task started (or its connection was last replaced).
+    pub probes: u64,
+    /// When the latest probe finished.
+    pub last_probe_at: Option<Timestamp>,
+    /// How long the latest probe took, failed or not.
+    pub last_duration: Option<Duration>,
+}
+
+/// Connections to the member clusters and their health, shared by cheap clones.
+#[derive(Clone)]
+pub struct MemberPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    members: RwLock<BTreeMap<String, Member>>,
+    events: broadcast::Sender<MemberEvent>,
+}
+
+#[derive(Clone)]
+struct Member {
+    /// The task that may write this entry.
+    owner: u64,
+    snapshot: ClusterSnapshot,
+    client: Option<kube::Client>,
+    stats: ProbeStats,
+}
+
+impl Member {
+    fn new(owner: u64, snapshot: ClusterSnapshot) -> Member {
+        Member {
+            owner,
+            snapshot,
+            client: None,
+            stats: ProbeStats::default(),
+        }
+    }
+}
+
+/// Events buffered per subscriber; one that falls further behind gets `Lagged` and should treat
+/// every cluster as changed.
+const EVENT_BUFFER: usize = 1024;
+
+impl Default for MemberPool {
+    fn default() -> Self {
+        MemberPool::new()
+    }
+}
+
+impl std::fmt::Debug for MemberPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberPool")
+            .field("members", &self.names())
+            .finish()
+    }
+}
+
+impl MemberPool {
+    pub fn new() -> Self {
+        MemberPool {
+            inner: Arc::new(Inner {
+                members: RwLock::new(BTreeMap::new()),
+                events: broadcast::channel(EVENT_BUFFER).0,
+            }),
+        }
+    }
+
+    /// One snapshot per known MemberCluster, by name: health after hysteresis (`Unknown` until
+    /// probed by this process), provider and region (spec, else detected), labels, taints.
+    pub fn snapshots(&self) -> Vec<ClusterSnapshot> {
+        self.read().values().map(|m| m.snapshot.clone()).collect()
+    }
+
+    /// The snapshot of one member.
+    pub fn snapshot(&self, name: &str) -> Option<ClusterSnapshot> {
+        self.read().get(name).map(|m| m.snapshot.clone())
+    }
+
+    /// The member's client, if its connection could be built. Its requests have the connect and
+    /// read timeouts of [`super::ConnectionOptions`].
+    pub fn client(&self, name: &str) -> Option<kube::Client> {
+        self.read().get(name).and_then(|m| m.client.clone())
+    }
+
+    /// Probe counters of one member.
+    pub fn probe_stats(&self, name: &str) -> Option<ProbeStats> {
+        self.read().get(name).map(|m| m.stats.clone())
+    }
+
+    /// Names of the known members.
+    pub fn names(&self) -> Vec<String> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// Events from now on. A receiver that lags behind gets `RecvError::Lagged`: treat it as
+    /// "every cluster changed".
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Makes `owner` (one task of [`super::run`]) the only writer of the member's entry,
+    /// creating it with `snapshot` if new. Writes from an earlier owner (a task being stopped
+    /// because its MemberCluster was deleted or re-created) are ignored from now on.
+    pub(crate) fn claim(&self, owner: u64, snapshot: ClusterSnapshot) {
+        let name = snapshot.name.clone();
+        let changed = {
+            let mut members = self.write();
+            match members.get_mut(&name) {
+                Some(m) => {
+                    let changed = m.snapshot != snapshot || m.client.is_some();
+                    *m = Member::new(owner, snapshot);
+                    changed
+                }
+                None => {
+                    members.insert(name.clone(), Member::new(owner, snapshot));
+                    true
+                }
+            }
+        };
+        if changed {
+            self.emit(name);
+        }
+    }
+
+    /// Sets a member's snapshot; an event if it changed.
+    pub(crate) fn set_snapshot(&self, owner: u64, snapshot: ClusterSnapshot) {
+        let name = snapshot.name.clone();
+        let changed = match self.write().get_mut(&name) {
+            Some(m) if m.owner == owner && m.snapshot != snapshot => {
+                m.snapshot = snapshot;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.emit(name);
+        }
+    }
+
+    /// Sets (or clears) a member's client; an event unless there was none before and is none
+    /// now (a replaced connection may reach a different cluster).
+    pub(crate) fn set_client(&self, owner: u64, name: &str, client: Option<kube::Client>) {
+        let changed = match self.write().get_mut(name) {
+            Some(m) if m.owner == owner => {
+                let changed = client.is_some() || m.client.is_some();
+                m.client = client;
+                m.stats = ProbeStats::default();
+                changed
+            }
+            _ => false,
+        };
+        if changed {
+            self.emit(name.to_string());
+        }
+    }
+
+    /// Counts a probe (no event: probes that change nothing are not news).
+    pub(crate) fn record_probe(&self, owner: u64, name: &str, at: Timestamp, took: Duration) {
+        if let Some(m) = self.write().get_mut(name).filter(|m| m.owner == owner) {
+            m.stats.probes += 1;
+            m.stats.last_probe_at = Some(at);
+            m.stats.last_duration = Some(took);
+        }
+    }
+
+    /// Forgets a member (its MemberCluster was deleted); an event if it was known.
+    pub(crate) fn remove(&self, name: &str) {
+        if self.write().remove(name).is_some() {
+            self.emit(name.to_string());
+        }
+    }
+
+    fn emit(&self, cluster: String) {
+        // No subscriber is not an error: the controller may not have started yet.
+        let _ = self.inner.events.send(MemberEvent::Changed { cluster });
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Member>> {
+        self.inner.members.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Member>> {
+        self.inner
+            .members
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ClusterHealth, Provider};
+
+    fn changed(rx: &mut broadcast::Receiver<MemberEvent>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(MemberEvent::Changed { cluster }) = rx.try_recv() {
+            out.push(cluster);
+        }
+        out
+    }
+
+    #[test]
+    fn events_only_when_a_snapshot_changes_and_on_removal() {
+        let pool = MemberPool::new();
+        let mut rx = pool.subscribe();
+        let mut s = ClusterSnapshot::healthy("eks", Provider::Aws, "us-east-1");
+        pool.claim(1, s.clone());
+        pool.set_snapshot(1, s.clone());
+        assert_eq!(changed(&mut rx), vec!["eks"]);
+        s.health = ClusterHealth::Unhealthy;
+        pool.set_snapshot(1, s.clone());
+        assert_eq!(changed(&mut rx), vec!["eks"]);
+        assert_eq!(pool.snapshots(), vec![s.clone()]);
+        pool.record_probe(1, "eks", Timestamp::UNIX_EPOCH, Duration::from_millis(5));
+        assert_eq!(pool.probe_stats("eks").unwrap().probes, 1);
+        assert!(changed(&mut rx).is_empty());
+        pool.set_client(1, "eks", None);
+        assert!(changed(&mut rx).is_empty(), "no client before, none after");
+        pool.remove("eks");
+        pool.remove("eks");
+        assert_eq!(changed(&mut rx), vec!["eks"]);
+        assert!(pool.snapshots().is_empty());
+        assert!(pool.client("eks").is_none());
+    }
+
+    #[test]
+    fn only_the_owner_writes_and_a_removed_member_stays_removed() {
+        let pool = MemberPool::new();
+        let s = ClusterSnapshot::healthy("eks", Provider::Aws, "us-east-1");
+        pool.claim(1, s.clone());
+        // Re-created: task 2 owns it now; task 1, still winding down, is ignored.
+        pool.claim(2, s.clone());
+        let mut stale = s.clone();
+        stale.health = ClusterHealth::Unhealthy;
+        pool.set_snapshot(1, stale.clone());
+        pool.record_probe(1, "eks", Timestamp::UNIX_EPOCH, Duration::ZERO);
+        assert_eq!(pool.snapshots(), vec![s.clone()]);
+        assert_eq!(pool.probe_stats("eks").unwrap().probes, 0);
+        // Deleted: a late write from its task does not bring it back.
+        pool.remove("eks");
+        pool.set_snapshot(2, stale);
+        assert!(pool.snapshots().is_empty());
+    }
+}
