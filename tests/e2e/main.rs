@@ -15,6 +15,7 @@
 //! with `support::trial`, and add it to `all_trials` below.
 
 mod crds;
+mod members;
 mod smoke;
 mod support;
 
@@ -26,6 +27,7 @@ use support::Topology;
 fn all_trials(topology: &Topology) -> Vec<Trial> {
     let mut trials = Vec::new();
     trials.extend(smoke::trials(topology));
+    trials.extend(members::trials(topology));
     trials.extend(crds::trials(topology));
     trials
 }
