@@ -11,6 +11,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::broadcast;
 
+use crate::api::ClusterHealth;
 use crate::placement::ClusterSnapshot;
 
 /// Something that matters for placement changed for `cluster`: its health, its spec (taints,
@@ -196,6 +197,26 @@ impl MemberPool {
         }
     }
 
+    /// Marks every member Unknown and drops its client: what the pool says once nobody probes
+    /// the members any more ([`super::run`] ended). Unknown holds placements as they are.
+    pub(crate) fn forget_health(&self) {
+        let changed: Vec<String> = {
+            let mut members = self.write();
+            members
+                .values_mut()
+                .filter_map(|m| {
+                    let before = (m.snapshot.health, m.client.is_some());
+                    m.owner = 0;
+                    m.snapshot.health = ClusterHealth::Unknown;
+                    m.snapshot.health_since = None;
+                    m.client = None;
+                    (before != (ClusterHealth::Unknown, false)).then(|| m.snapshot.name.clone())
+                })
+                .collect()
+        };
+        changed.into_iter().for_each(|n| self.emit(n));
+    }
+
     fn emit(&self, cluster: String) {
         // No subscriber is not an error: the controller may not have started yet.
         let _ = self.inner.events.send(MemberEvent::Changed { cluster });
@@ -216,7 +237,7 @@ impl MemberPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ClusterHealth, Provider};
+    use crate::api::Provider;
 
     fn changed(rx: &mut broadcast::Receiver<MemberEvent>) -> Vec<String> {
         let mut out = Vec::new();
@@ -263,6 +284,13 @@ mod tests {
         pool.record_probe(1, "eks", Timestamp::UNIX_EPOCH, Duration::ZERO);
         assert_eq!(pool.snapshots(), vec![s.clone()]);
         assert_eq!(pool.probe_stats("eks").unwrap().probes, 0);
+        // Nobody probes any more: Unknown, no client, and late writes are ignored.
+        let mut rx = pool.subscribe();
+        pool.forget_health();
+        assert_eq!(changed(&mut rx), vec!["eks"]);
+        assert_eq!(pool.snapshot("eks").unwrap().health, ClusterHealth::Unknown);
+        pool.set_snapshot(2, s.clone());
+        assert_eq!(pool.snapshot("eks").unwrap().health, ClusterHealth::Unknown);
         // Deleted: a late write from its task does not bring it back.
         pool.remove("eks");
         pool.set_snapshot(2, stale);

@@ -14,6 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -84,15 +85,24 @@ pub async fn run(
     let (secret_store, secret_writer) = reflector::store();
     let cluster_events = reflector(
         cluster_writer,
-        watcher(clusters, watcher::Config::default()),
+        watcher(clusters, watcher::Config::default()).modify(|mc| mc.managed_fields_mut().clear()),
     )
     .default_backoff()
     .map_ok(|e| (Source::Clusters, is_init_done(&e)));
-    let secret_events = reflector(secret_writer, watcher(secrets, watcher::Config::default()))
-        .default_backoff()
-        .map_ok(|e| (Source::Secrets, is_init_done(&e)));
+    // Helm keeps its releases as (large) Secrets in the operator's namespace; they are never
+    // kubeconfigs, so they are not cached.
+    let secret_config = watcher::Config::default().fields("type!=helm.sh/release.v1");
+    let secret_events = reflector(
+        secret_writer,
+        watcher(secrets, secret_config).modify(|s| s.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .map_ok(|e| (Source::Secrets, is_init_done(&e)));
     let mut events = std::pin::pin!(futures::stream::select(cluster_events, secret_events));
 
+    // However this function ends (an error, or its future dropped), nobody probes the members
+    // any more: their health becomes Unknown, which holds every placement as it is (fail static).
+    let _forget = ForgetHealthOnExit(pool.clone());
     let mut tasks = Tasks {
         ctx: Context {
             hub,
@@ -102,7 +112,6 @@ pub async fn run(
         },
         running: BTreeMap::new(),
         set: JoinSet::new(),
-        next_owner: 0,
     };
     let (mut clusters_ready, mut secrets_ready) = (false, false);
     loop {
@@ -134,6 +143,14 @@ pub async fn run(
     }
 }
 
+struct ForgetHealthOnExit(MemberPool);
+
+impl Drop for ForgetHealthOnExit {
+    fn drop(&mut self) {
+        self.0.forget_health();
+    }
+}
+
 fn is_init_done<K>(event: &watcher::Event<K>) -> bool {
     matches!(event, watcher::Event::InitDone)
 }
@@ -143,7 +160,6 @@ struct Tasks {
     ctx: Context,
     running: BTreeMap<String, Running>,
     set: JoinSet<()>,
-    next_owner: u64,
 }
 
 struct Running {
@@ -200,8 +216,9 @@ impl Tasks {
         if let Some(old) = self.running.remove(&name) {
             old.abort.abort();
         }
-        self.next_owner += 1;
-        let owner = self.next_owner;
+        // Owners are unique in the process, so that two runs sharing a pool cannot mix writes.
+        static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+        let owner = NEXT_OWNER.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(input);
         // The pool entry is claimed here, synchronously, so that a deletion seen right after
         // cannot be overtaken by the new task's first write.
