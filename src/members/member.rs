@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,16 +22,13 @@ use super::detect::NodeFacts;
 use super::pool::MemberPool;
 use super::probe::{self, ProbeReport};
 use super::status::{self, Observed};
+use super::writer;
 use crate::api::{ClusterHealth, MemberCluster, MemberClusterStatus, SecretKeyRef};
 use crate::health::{HealthTracker, Probe};
 use crate::placement::ClusterSnapshot;
 
-/// The field manager of every status write.
-pub const FIELD_MANAGER: &str = "bascule";
 /// How often `/version` is read once known (it changes only with an upgrade).
 const VERSION_EVERY: Duration = Duration::from_secs(60);
-/// Deadline of a status write to the hub; a write that fails is retried at the next probe.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the supervisor hands a member's task: the MemberCluster and its kubeconfig Secret (`None`
 /// if the Secret does not exist), as last seen on the hub.
@@ -61,17 +57,22 @@ pub struct Context {
     pub pool: MemberPool,
 }
 
-/// Claims the member's pool entry now and returns its task, which runs until the input channel
-/// closes.
+/// Claims the member's pool entry now and returns its task — the probe loop and the status
+/// writer — which runs until the input channel closes.
 pub fn start(
     ctx: Context,
     owner: u64,
     mut input: watch::Receiver<Input>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let first = input.borrow_and_update().clone();
-    let member = Member::new(owner, &first);
+    let (statuses, to_write) = watch::channel(None);
+    let member = Member::new(owner, &first, statuses);
     ctx.pool.claim(owner, member.snapshot(&first.cluster));
-    run(ctx, member, first, input)
+    let writer = writer::write_statuses(ctx.hub.clone(), member.name.clone(), to_write);
+    async move {
+        // The writer ends when the probe loop ends and drops its sender.
+        tokio::join!(run(ctx, member, first, input), writer);
+    }
 }
 
 async fn run(
@@ -88,7 +89,7 @@ async fn run(
         }
         ctx.pool
             .set_snapshot(owner, member.snapshot(&current.cluster));
-        member.write_status(&ctx, &current.cluster).await;
+        member.publish_status(&current.cluster);
         tokio::select! {
             _ = tokio::time::sleep_until(member.next_probe) => {}
             changed = input.changed() => {
@@ -121,12 +122,17 @@ struct Member {
     version_at: Option<Instant>,
     latency_ms: Option<i64>,
     next_probe: Instant,
-    /// The status as last written (or as found at start).
-    written: Option<MemberClusterStatus>,
+    /// The status last handed to the writer (or as found at start).
+    sent: Option<MemberClusterStatus>,
+    statuses: watch::Sender<Option<MemberClusterStatus>>,
 }
 
 impl Member {
-    fn new(owner: u64, input: &Input) -> Member {
+    fn new(
+        owner: u64,
+        input: &Input,
+        statuses: watch::Sender<Option<MemberClusterStatus>>,
+    ) -> Member {
         let status = input.cluster.status.clone();
         // Resume from the recorded health, so a restart does not forget an Unhealthy member.
         let tracker = match &status {
@@ -146,7 +152,8 @@ impl Member {
             version_at: None,
             latency_ms: None,
             next_probe: Instant::now(),
-            written: status,
+            sent: status,
+            statuses,
         }
     }
 
@@ -256,8 +263,8 @@ impl Member {
         }
     }
 
-    /// Writes `status` by server-side apply if it changed (see [`status::needs_write`]).
-    async fn write_status(&mut self, ctx: &Context, cluster: &MemberCluster) {
+    /// Hands the status to the writer if it changed (see [`status::needs_write`]).
+    fn publish_status(&mut self, cluster: &MemberCluster) {
         if !self.judged {
             return; // nothing to say before the first probe
         }
@@ -273,28 +280,10 @@ impl Member {
             version: self.version.as_deref(),
             latency_ms: self.latency_ms,
         };
-        let desired = status::desired(&observed, self.written.as_ref(), now());
-        if !status::needs_write(self.written.as_ref(), &desired) {
-            return;
-        }
-        let patch = serde_json::json!({
-            "apiVersion": MemberCluster::api_version(&()),
-            "kind": MemberCluster::kind(&()),
-            "status": desired,
-        });
-        let api = Api::<MemberCluster>::all(ctx.hub.clone());
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let patch = Patch::Apply(&patch);
-        let write = api.patch_status(&self.name, &params, &patch);
-        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(_)) => {
-                tracing::debug!(cluster = %self.name, "member status written");
-                self.written = Some(desired);
-            }
-            // Deleted meanwhile: the supervisor stops this task.
-            Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
-            Ok(Err(e)) => tracing::warn!(cluster = %self.name, "writing member status failed: {e}"),
-            Err(_) => tracing::warn!(cluster = %self.name, "writing member status timed out"),
+        let desired = status::desired(&observed, self.sent.as_ref(), now());
+        if status::needs_write(self.sent.as_ref(), &desired) {
+            self.sent = Some(desired.clone());
+            self.statuses.send_replace(Some(desired));
         }
     }
 }
