@@ -102,18 +102,28 @@ pub fn decide(req: &Request) -> Decision {
     explain(&spec, &cands, &preferred, &out, outcome, notes)
 }
 
-/// Every cluster in the snapshot, plus clusters of the current placement that have vanished.
+/// Every cluster in the snapshot, plus clusters of the current placement that have vanished,
+/// in name order. Names are unique, so index order is name order: sorts break ties by index.
 fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> {
     let mut snaps: Vec<_> = req.clusters.iter().collect();
     snaps.sort_by(|a, b| a.name.cmp(&b.name));
     snaps.dedup_by(|a, b| a.name == b.name);
-    let known: BTreeSet<&str> = snaps.iter().map(|c| c.name.as_str()).collect();
     let replicas = req.spec.replicas.max(0) as u64;
+    let mut in_force = req.current.iter().peekable();
 
     let mut out: Vec<Candidate> = snaps
         .iter()
         .map(|c| {
-            let current = u64::from(req.current.get(&c.name).copied().unwrap_or(0));
+            // Both sorted by name: walk the current placement alongside.
+            while let Some((n, _)) = in_force.peek()
+                && n.as_str() < c.name.as_str()
+            {
+                in_force.next();
+            }
+            let current = match in_force.peek() {
+                Some(&(n, &r)) if *n == c.name => u64::from(r),
+                _ => 0,
+            };
             let (tier, role) = match spec.role(c, req) {
                 Ok((t, r)) => (Some(t), r),
                 Err(why) => (None, Role::Excluded(why)),
@@ -151,7 +161,10 @@ fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> 
         .collect();
 
     for (name, &r) in req.current.iter() {
-        if r > 0 && !known.contains(name.as_str()) {
+        let known = snaps
+            .binary_search_by(|c| c.name.as_str().cmp(name.as_str()))
+            .is_ok();
+        if r > 0 && !known {
             out.push(Candidate {
                 name,
                 provider: None,
@@ -178,7 +191,7 @@ fn cap_holds(req: &Request, cands: &mut [Candidate]) {
     let mut holds: Vec<usize> = (0..cands.len())
         .filter(|&i| matches!(cands[i].role, Role::Hold(_)))
         .collect();
-    holds.sort_by_key(|&i| (cands[i].tier, cands[i].name));
+    holds.sort_by_key(|&i| (cands[i].tier, i));
     let mut left = replicas;
     for i in holds {
         let c = &mut cands[i];
@@ -246,7 +259,7 @@ fn ranked(cands: &[Candidate]) -> Vec<usize> {
             cands[i].held() == 0,
             cands[i].tier,
             std::cmp::Reverse(cands[i].current),
-            cands[i].name,
+            i,
         )
     });
     idx
@@ -284,15 +297,25 @@ fn select(
         }
     }
     let must_run: Vec<usize> = chosen.clone();
+    let mut in_chosen = vec![false; cands.len()];
+    for &i in &chosen {
+        in_chosen[i] = true;
+    }
     for &i in &ranked {
         if chosen.len() >= max_clusters {
             break;
         }
-        if !chosen.contains(&i) {
+        if !in_chosen[i] {
+            in_chosen[i] = true;
             chosen.push(i);
         }
     }
-    chosen.sort_by_key(|&i| ranked.iter().position(|&r| r == i));
+    // Back into preference order: by position in `ranked` (every chosen cluster is in it).
+    let mut rank = vec![usize::MAX; cands.len()];
+    for (k, &i) in ranked.iter().enumerate() {
+        rank[i] = k;
+    }
+    chosen.sort_by_key(|&i| rank[i]);
     // Whole clusters only: drop the least preferred until every chosen cluster's minReplicas fits.
     let held_total: u64 = (0..cands.len()).map(|i| cands[i].held()).sum();
     while chosen.len() > 1
@@ -378,7 +401,7 @@ fn divided(
             .copied()
             .filter(|&i| cands[i].tier == Some(t))
             .collect();
-        m.sort_by_key(|&i| (std::cmp::Reverse(cands[i].current), cands[i].name));
+        m.sort_by_key(|&i| (std::cmp::Reverse(cands[i].current), i));
         m
     };
     let bounds = |i: usize| -> (u64, u64) {
@@ -450,7 +473,7 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
         let mut r: Vec<usize> = (0..cands.len())
             .filter(|&i| cands[i].tier == Some(t) && cands[i].can_receive() && cands[i].max > 0)
             .collect();
-        r.sort_by_key(|&i| (std::cmp::Reverse(cands[i].current), cands[i].name));
+        r.sort_by_key(|&i| (std::cmp::Reverse(cands[i].current), i));
         r.truncate(slots);
         r
     };
@@ -684,14 +707,17 @@ fn explain(
 ) -> Decision {
     let mode = spec.spec.placement.mode;
     let weights: u64 = {
-        let tiers: BTreeSet<usize> = cands
+        let mut used = vec![false; spec.tier_count()];
+        for t in cands
             .iter()
             .filter(|c| c.can_receive() || c.held() > 0)
             .filter_map(|c| c.tier)
-            .collect();
-        tiers
-            .iter()
-            .map(|&t| spec.tier(t).map_or(1, |x| x.weight.max(1) as u64))
+        {
+            used[t] = true;
+        }
+        (0..used.len())
+            .filter(|&t| used[t])
+            .map(|t| spec.tier(t).map_or(1, |x| x.weight.max(1) as u64))
             .sum()
     };
     let spilled = notes.iter().any(|n| n.contains("spills over"));

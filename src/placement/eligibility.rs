@@ -1,5 +1,8 @@
 //! Filter: which clusters may receive replicas, which may keep them, which must lose them.
 
+use std::cell::OnceCell;
+use std::fmt::Write as _;
+
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::{
@@ -26,6 +29,8 @@ pub enum Role {
 pub struct CompiledSpec<'a> {
     pub spec: &'a MultiCloudWorkloadSpec,
     tiers: Vec<CompiledTier<'a>>,
+    /// `tier_label` of each tier, built once: explanations repeat them for every cluster.
+    labels: Vec<String>,
     /// Requests of one replica (sum over the pod's containers), where declared.
     pub per_replica: Resources,
 }
@@ -33,6 +38,32 @@ pub struct CompiledSpec<'a> {
 struct CompiledTier<'a> {
     tier: Option<&'a Tier>,
     selector: Option<Result<Selector, String>>,
+    /// What explanations print of the selector, built on first use.
+    texts: OnceCell<SelectorTexts>,
+}
+
+/// The parts of a selector that every mismatch reason repeats.
+struct SelectorTexts {
+    /// `aws|gcp`
+    providers: String,
+    /// `us-east-1|eu-west-1`
+    regions: String,
+    /// `labels do not match env=prod`, or `invalid label selector: ...`.
+    labels: Option<String>,
+}
+
+impl SelectorTexts {
+    fn new(sel: &ClusterSelector, labels: Option<&Result<Selector, String>>) -> SelectorTexts {
+        SelectorTexts {
+            providers: join(&sel.providers),
+            regions: sel.regions.join("|"),
+            labels: match labels {
+                Some(Ok(s)) => Some(format!("labels do not match {s}")),
+                Some(Err(e)) => Some(format!("invalid label selector: {e}")),
+                None => None,
+            },
+        }
+    }
 }
 
 impl<'a> CompiledSpec<'a> {
@@ -41,6 +72,7 @@ impl<'a> CompiledSpec<'a> {
             vec![CompiledTier {
                 tier: None,
                 selector: None,
+                texts: OnceCell::new(),
             }]
         } else {
             spec.placement
@@ -53,12 +85,25 @@ impl<'a> CompiledSpec<'a> {
                         .label_selector
                         .clone()
                         .map(|ls| Selector::try_from(ls).map_err(|e| e.to_string())),
+                    texts: OnceCell::new(),
                 })
                 .collect()
         };
+        let labels = tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t.tier {
+                None => "all clusters".to_string(),
+                Some(t) => match &t.name {
+                    Some(n) => format!("tier {} ({n})", i + 1),
+                    None => format!("tier {}", i + 1),
+                },
+            })
+            .collect();
         CompiledSpec {
             spec,
             tiers,
+            labels,
             per_replica: per_replica_requests(spec),
         }
     }
@@ -72,27 +117,38 @@ impl<'a> CompiledSpec<'a> {
     }
 
     /// `tier 2 (gke)`, or `all clusters` when the spec has no tiers.
-    pub fn tier_label(&self, index: usize) -> String {
-        match self.tiers[index].tier {
-            None => "all clusters".to_string(),
-            Some(t) => match &t.name {
-                Some(n) => format!("tier {} ({n})", index + 1),
-                None => format!("tier {}", index + 1),
-            },
-        }
+    pub fn tier_label(&self, index: usize) -> &str {
+        &self.labels[index]
     }
 
     /// The first tier the cluster matches, or why it matches none.
     pub fn match_tier(&self, c: &ClusterSnapshot) -> Result<usize, String> {
-        let mut why = Vec::new();
+        // Fast path without allocation; the reasons are only spelled out for a cluster that
+        // matches no tier.
+        if let Some(i) = self.tiers.iter().position(|t| {
+            t.tier
+                .is_none_or(|tier| selects(&tier.selector, t.selector.as_ref(), c))
+        }) {
+            return Ok(i);
+        }
+        let mut why = String::new();
         for (i, t) in self.tiers.iter().enumerate() {
             let Some(tier) = t.tier else { return Ok(i) };
-            match mismatch(&tier.selector, t.selector.as_ref(), c) {
-                None => return Ok(i),
-                Some(reason) => why.push(format!("{reason} in {}", self.tier_label(i))),
+            let texts = t
+                .texts
+                .get_or_init(|| SelectorTexts::new(&tier.selector, t.selector.as_ref()));
+            let start = why.len();
+            if start > 0 {
+                why.push_str("; ");
             }
+            if !write_mismatch(&mut why, &tier.selector, texts, t.selector.as_ref(), c) {
+                why.truncate(start);
+                return Ok(i);
+            }
+            why.push_str(" in ");
+            why.push_str(&self.labels[i]);
         }
-        Err(why.join("; "))
+        Err(why)
     }
 
     /// Classifies a cluster for this workload.
@@ -166,34 +222,81 @@ fn seconds(s: i32) -> k8s_openapi::jiff::SignedDuration {
     k8s_openapi::jiff::SignedDuration::from_secs(i64::from(s.max(0)))
 }
 
+/// Whether a cluster matches a selector: `mismatch(..).is_none()`, without building the reason.
+fn selects(
+    sel: &ClusterSelector,
+    labels: Option<&Result<Selector, String>>,
+    c: &ClusterSnapshot,
+) -> bool {
+    (sel.cluster_names.is_empty() || sel.cluster_names.contains(&c.name))
+        && (sel.providers.is_empty() || c.provider.is_some_and(|p| sel.providers.contains(&p)))
+        && (sel.regions.is_empty() || c.region.as_ref().is_some_and(|r| sel.regions.contains(r)))
+        && match labels {
+            Some(Ok(s)) => s.matches(&c.labels),
+            Some(Err(_)) => false,
+            None => true,
+        }
+}
+
 /// Why a cluster does not match a selector, or `None` if it does.
 pub fn mismatch(
     sel: &ClusterSelector,
     labels: Option<&Result<Selector, String>>,
     c: &ClusterSnapshot,
 ) -> Option<String> {
+    let mut why = String::new();
+    write_mismatch(&mut why, sel, &SelectorTexts::new(sel, labels), labels, c).then_some(why)
+}
+
+/// Appends why a cluster does not match a selector to `out` and returns true, or returns false
+/// (and appends nothing) if it matches.
+fn write_mismatch(
+    out: &mut String,
+    sel: &ClusterSelector,
+    texts: &SelectorTexts,
+    labels: Option<&Result<Selector, String>>,
+    c: &ClusterSnapshot,
+) -> bool {
+    // Writing to a String cannot fail.
     if !sel.cluster_names.is_empty() && !sel.cluster_names.contains(&c.name) {
-        return Some(format!("name {} not listed", c.name));
+        let _ = write!(out, "name {} not listed", c.name);
+        return true;
     }
     if !sel.providers.is_empty() {
         match c.provider {
             Some(p) if sel.providers.contains(&p) => {}
-            Some(p) => return Some(format!("provider {p} not {}", join(&sel.providers))),
-            None => return Some(format!("provider unknown, not {}", join(&sel.providers))),
+            Some(p) => {
+                let _ = write!(out, "provider {p} not {}", texts.providers);
+                return true;
+            }
+            None => {
+                let _ = write!(out, "provider unknown, not {}", texts.providers);
+                return true;
+            }
         }
     }
     if !sel.regions.is_empty() {
         match &c.region {
             Some(r) if sel.regions.contains(r) => {}
-            Some(r) => return Some(format!("region {r} not {}", sel.regions.join("|"))),
-            None => return Some(format!("region unknown, not {}", sel.regions.join("|"))),
+            Some(r) => {
+                let _ = write!(out, "region {r} not {}", texts.regions);
+                return true;
+            }
+            None => {
+                let _ = write!(out, "region unknown, not {}", texts.regions);
+                return true;
+            }
         }
     }
-    match labels {
-        Some(Ok(s)) if !s.matches(&c.labels) => Some(format!("labels do not match {s}")),
-        Some(Err(e)) => Some(format!("invalid label selector: {e}")),
-        _ => None,
+    let matched = match labels {
+        Some(Ok(s)) => s.matches(&c.labels),
+        Some(Err(_)) => false,
+        None => true,
+    };
+    if !matched {
+        out.push_str(texts.labels.as_deref().unwrap_or_default());
     }
+    !matched
 }
 
 /// Whether a cluster matches a selector (overrides use this too).
@@ -202,7 +305,7 @@ pub fn matches(sel: &ClusterSelector, c: &ClusterSnapshot) -> bool {
         .label_selector
         .clone()
         .map(|ls| Selector::try_from(ls).map_err(|e| e.to_string()));
-    mismatch(sel, labels.as_ref(), c).is_none()
+    selects(sel, labels.as_ref(), c)
 }
 
 fn join(providers: &[Provider]) -> String {
@@ -219,17 +322,22 @@ fn per_replica_requests(spec: &MultiCloudWorkloadSpec) -> Resources {
     let Some(workload) = spec.template.manifests.iter().find(|m| m.is_workload()) else {
         return total;
     };
-    for c in workload.containers() {
-        let requests = c.pointer("/resources/requests");
+    // `Manifest::containers` and `/resources/requests`, looked up key by key: a JSON pointer
+    // allocates for every token it parses.
+    let containers = ["spec", "template", "spec", "containers"]
+        .iter()
+        .try_fold(&workload.0, |v, k| v.get(k))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten();
+    for c in containers {
+        let requests = c.get("resources").and_then(|r| r.get("requests"));
         let get = |k: &str| {
-            requests
-                .and_then(|r| r.get(k))
-                .and_then(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .or_else(|| v.as_u64().map(|n| n.to_string()))
-                })
-                .and_then(|q| super::input::parse_quantity_milli(&q))
+            let v = requests.and_then(|r| r.get(k))?;
+            match v.as_str() {
+                Some(q) => super::input::parse_quantity_milli(q),
+                None => super::input::parse_quantity_milli(&v.as_u64()?.to_string()),
+            }
         };
         total.cpu_millis += get("cpu").unwrap_or(0);
         total.memory_bytes += get("memory").map(|m| m / 1000).unwrap_or(0);
