@@ -15,7 +15,6 @@ use bascule::members::{self, ConnectionOptions, MemberEvent, MemberPool};
 use bascule::placement::ClusterSnapshot;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -534,7 +533,7 @@ impl Fixture {
             }
         }
         let hub = h.client(h.hub()).await?;
-        install_crds(&hub).await?;
+        crate::crds::install_crds(&hub).await?;
         let namespace = unique_name("members");
         Api::<Namespace>::all(hub.clone())
             .create(
@@ -817,43 +816,4 @@ fn token_kubeconfig(kubeconfig: &str, token: &str) -> String {
         u["user"] = json!({ "token": token });
     }
     doc.to_string()
-}
-
-/// Installs (server-side apply) Bascule's CRDs on the hub and waits until they are Established.
-async fn install_crds(hub: &Client) -> TestResult {
-    let api = Api::<CustomResourceDefinition>::all(hub.clone());
-    for crd in bascule::api::crds() {
-        let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("bascule-e2e").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        wait::until(
-            &format!("CRD {name} Established"),
-            Duration::from_secs(30),
-            Duration::from_millis(200),
-            || {
-                let api = api.clone();
-                let name = name.clone();
-                async move {
-                    let crd = api.get(&name).await.map_err(|e| e.to_string())?;
-                    let established = crd
-                        .status
-                        .and_then(|s| s.conditions)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True");
-                    if established {
-                        Ok(())
-                    } else {
-                        Err("not Established yet".to_string())
-                    }
-                }
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
