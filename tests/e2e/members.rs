@@ -71,7 +71,7 @@ async fn status_from_probes_and_refused_connections(fx: &mut Fixture) -> TestRes
     fx.member_cluster(&refused, &refused, 15).await?;
     let pool = fx.start();
 
-    let version = pinned_kube_version();
+    let version = crate::smoke::pinned_kube_version();
     for (name, provider, region) in [
         (&eks, Provider::Aws, "us-east-1"),
         (&gke, Provider::Gcp, "europe-west1"),
@@ -753,15 +753,6 @@ async fn wait_pool_health(
         },
     )
     .await
-}
-
-/// The Kubernetes version pinned in e2e/versions.env.
-fn pinned_kube_version() -> String {
-    include_str!("../../e2e/versions.env")
-        .lines()
-        .find_map(|l| l.strip_prefix("KUBE_VERSION="))
-        .map(|v| format!("v{}", v.trim()))
-        .expect("KUBE_VERSION in e2e/versions.env")
 }
 
 /// A harness kubeconfig with its file references (CA, client certificate and key) replaced by

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::support::{Harness, TestResult, Topology, trial, unique_name, wait};
 
 /// The Kubernetes version pinned in e2e/versions.env.
-fn pinned_kube_version() -> String {
+pub(crate) fn pinned_kube_version() -> String {
     include_str!("../../e2e/versions.env")
         .lines()
         .find_map(|l| l.strip_prefix("KUBE_VERSION="))
