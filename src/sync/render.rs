@@ -234,6 +234,14 @@ mod tests {
         w
     }
 
+    fn eks() -> ClusterSnapshot {
+        ClusterSnapshot::healthy("eks-use1", Provider::Aws, "us-east-1")
+    }
+
+    fn gke() -> ClusterSnapshot {
+        ClusterSnapshot::healthy("gke-euw1", Provider::Gcp, "europe-west1")
+    }
+
     fn checkout() -> MultiCloudWorkload {
         workload(
             &std::fs::read_to_string(concat!(
@@ -247,12 +255,7 @@ mod tests {
     #[test]
     fn sets_namespace_labels_and_replicas() {
         let w = checkout();
-        let objs = render(
-            &w,
-            &ClusterSnapshot::healthy("eks-use1", Provider::Aws, "us-east-1"),
-            7,
-        )
-        .unwrap();
+        let objs = render(&w, &eks(), 7).unwrap();
         assert_eq!(objs.len(), 2);
         let d = &objs[0];
         assert_eq!(d["metadata"]["namespace"], "shop");
@@ -277,12 +280,7 @@ mod tests {
     #[test]
     fn overrides_apply_only_to_the_provider_they_target() {
         let w = checkout();
-        let objs = render(
-            &w,
-            &ClusterSnapshot::healthy("gke-euw1", Provider::Gcp, "europe-west1"),
-            3,
-        )
-        .unwrap();
+        let objs = render(&w, &gke(), 3).unwrap();
         assert_eq!(
             objs[0]
                 .pointer("/spec/template/spec/containers/0/image")
@@ -306,12 +304,7 @@ mod tests {
             ]
         }]))
         .unwrap();
-        let objs = render(
-            &w,
-            &ClusterSnapshot::healthy("gke-euw1", Provider::Gcp, "europe-west1"),
-            3,
-        )
-        .unwrap();
+        let objs = render(&w, &gke(), 3).unwrap();
         assert_eq!(
             objs[1]["metadata"]["annotations"]["cloud.google.com/l4-rbs"],
             "enabled"
@@ -331,12 +324,7 @@ mod tests {
                 .pointer("/spec/template/spec/containers/0/ports")
                 .is_none()
         );
-        let on_aws = render(
-            &w,
-            &ClusterSnapshot::healthy("eks-use1", Provider::Aws, "us-east-1"),
-            3,
-        )
-        .unwrap();
+        let on_aws = render(&w, &eks(), 3).unwrap();
         assert!(
             on_aws[0]
                 .pointer("/spec/template/spec/nodeSelector")
@@ -352,24 +340,14 @@ mod tests {
             "manifests": [{"kind": "Deployment", "jsonPatch": [{"op": "replace", "path": "/spec/nope/x", "value": 1}]}]
         }]))
         .unwrap();
-        let e = render(
-            &w,
-            &ClusterSnapshot::healthy("eks-use1", Provider::Aws, "us-east-1"),
-            1,
-        )
-        .unwrap_err();
+        let e = render(&w, &eks(), 1).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("override \"broken\", Deployment/checkout: "),
             "{e}"
         );
         w.spec.overrides[0].manifests[0].json_patch[0].value = None;
-        let e = render(
-            &w,
-            &ClusterSnapshot::healthy("eks-use1", Provider::Aws, "us-east-1"),
-            1,
-        )
-        .unwrap_err();
+        let e = render(&w, &eks(), 1).unwrap_err();
         assert!(
             e.to_string()
                 .ends_with("jsonPatch \"replace\" /spec/nope/x needs a value"),
