@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use bascule::api::{self, Taint};
+use bascule::controller::run;
+use bascule::members::ConnectionOptions;
 use bascule::plan::{self, WhatIf};
 use bascule::yaml::{self, Objects};
 
@@ -34,6 +36,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: watch MemberClusters and MultiCloudWorkloads on the hub (the cluster
+    /// of KUBECONFIG, or the one the pod runs in) and make the members match the placements.
+    ///
+    /// Logs go to stderr; BASCULE_LOG sets the filter (e.g. `info`, `bascule=debug`).
+    Run {
+        /// Namespace of the operator: where the MemberClusters' kubeconfig Secrets are.
+        #[arg(long, env = "BASCULE_NAMESPACE", default_value = "bascule-system")]
+        namespace: String,
+        /// Allow kubeconfig exec plugins and auth providers in member Secrets. Off by default:
+        /// whoever can write such a Secret could otherwise run any program in the operator.
+        #[arg(long)]
+        allow_exec_plugins: bool,
+        /// Workloads reconciled at once.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+        concurrency: u16,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crd {
         /// Write `<name>.yaml` files into this directory instead of printing.
@@ -70,6 +91,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Table,
     Yaml,
@@ -89,6 +116,23 @@ fn parse_cluster_taint(s: &str) -> Result<(String, Taint), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run {
+            namespace,
+            allow_exec_plugins,
+            concurrency,
+            log_format,
+        } => run_controller(
+            run::Options {
+                namespace,
+                connection: ConnectionOptions {
+                    allow_exec_plugins,
+                    ..ConnectionOptions::default()
+                },
+                concurrency,
+                instance: instance_name(),
+            },
+            log_format,
+        ),
         Command::Crd { out_dir } => crd(out_dir.as_deref()),
         Command::Plan {
             files,
@@ -110,6 +154,69 @@ fn main() -> ExitCode {
             )
         }
     }
+}
+
+fn run_controller(opts: run::Options, log_format: LogFormat) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BASCULE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bascule run: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let hub = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("cannot connect to the hub (KUBECONFIG or in-cluster): {e}"))?;
+        run::run(hub, opts, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "bascule run stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The pod's name where Kubernetes sets it (downward API), else the host's.
+fn instance_name() -> String {
+    std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "bascule".to_string())
 }
 
 fn crd(out_dir: Option<&Path>) -> ExitCode {

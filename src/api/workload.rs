@@ -457,6 +457,10 @@ pub struct MultiCloudWorkloadStatus {
     /// The last failover or failback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<FailoverRecord>,
+    /// `apiVersion/kind` of every kind of object placed in members (e.g. `apps/v1/Deployment`),
+    /// so that objects of a kind later removed from the template are still pruned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 /// Desired, ready and available replica counts.

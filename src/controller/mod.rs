@@ -1,8 +1,16 @@
-//! Controller: the wiring between the hub, the members and the placement engine. Pure policy
-//! lives here too, beside the I/O that uses it: `conditions` (kstatus merging) and `rebalance`
-//! (when a decision may move replicas between healthy clusters) and `status` (what a workload
-//! shows, from the decision and the members' reports).
+//! Controller: the wiring between the hub, the members and the placement engine.
+//!
+//! - [`run`]: `bascule run` — the member supervisor, member watches and workload controller.
+//! - [`reconcile`]: one reconcile of a MultiCloudWorkload (decide, step, apply, status, Events).
+//! - [`triggers`]: which workloads a member change affects; member watches; orphan collection.
+//! - [`gc`]: objects of deleted workloads removed from a member when it returns.
+//! - Pure policy: [`conditions`] (kstatus merging), [`rebalance`] (when a decision may move
+//!   replicas between healthy clusters), [`status`] (what a workload shows).
 
 pub mod conditions;
+pub mod gc;
 pub mod rebalance;
+pub mod reconcile;
+pub mod run;
 pub mod status;
+pub mod triggers;

@@ -13,24 +13,29 @@ use crate::api::workload::{
 use crate::api::{MultiCloudWorkload, Provider};
 use crate::placement::{Decision, Outcome};
 
-/// What one member reports for the workload's Deployment/StatefulSet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Observed {
-    /// `spec.replicas` of the object in the member.
-    pub replicas: u32,
-    pub ready: u32,
-    pub available: u32,
-}
+pub use crate::sync::observe::Observed;
 
 /// Per cluster: the observation, or `None` when the member could not be asked.
 pub type Observations = BTreeMap<String, Option<Observed>>;
 
-/// Builds the status for `workload` after `decision`, given the members' observations.
+/// Something that kept a cluster from holding what it should: an object another owner holds, a
+/// template that does not render, a member API error. Shown in the `Degraded` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// A CamelCase condition reason, e.g. `OwnershipConflict`.
+    pub reason: &'static str,
+    /// A sentence that names the cluster and the object.
+    pub message: String,
+}
+
+/// Builds the status for `workload` after `decision`, given the members' observations and the
+/// problems met while applying it.
 pub fn build(
     workload: &MultiCloudWorkload,
     decision: &Decision,
     providers: &BTreeMap<String, Provider>,
     observed: &Observations,
+    problems: &[Problem],
     now: Timestamp,
 ) -> MultiCloudWorkloadStatus {
     let previous = workload.status.clone().unwrap_or_default();
@@ -103,8 +108,20 @@ pub fn build(
             ),
         ),
     };
-    let degraded = decision.outcome == Outcome::Degraded || !unreachable.is_empty();
-    let degraded_message = if !unreachable.is_empty() {
+    let degraded =
+        decision.outcome == Outcome::Degraded || !unreachable.is_empty() || !problems.is_empty();
+    let degraded_reason = match problems.first() {
+        Some(p) => p.reason,
+        None if degraded => "ConstraintsNotMet",
+        None => "AsSpecified",
+    };
+    let degraded_message = if !problems.is_empty() {
+        problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else if !unreachable.is_empty() {
         format!(
             "cannot reach {}; their replicas are not counted",
             unreachable.join(", ")
@@ -122,16 +139,7 @@ pub fn build(
                 if all_available { "Complete" } else { "Placing" },
                 "",
             ),
-            Desired::new(
-                "Degraded",
-                degraded,
-                if degraded {
-                    "ConstraintsNotMet"
-                } else {
-                    "AsSpecified"
-                },
-                degraded_message,
-            ),
+            Desired::new("Degraded", degraded, degraded_reason, degraded_message),
         ],
         generation,
         now,
@@ -167,6 +175,7 @@ pub fn build(
                 .collect(),
         }),
         last_failover: previous.last_failover,
+        kinds: previous.kinds,
     }
 }
 
@@ -236,7 +245,7 @@ mod tests {
             ("gke-euw1".to_string(), seen(3, 3)),
         ]
         .into();
-        let s = build(&w, &d, &providers, &obs, Timestamp::UNIX_EPOCH);
+        let s = build(&w, &d, &providers, &obs, &[], Timestamp::UNIX_EPOCH);
         let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -264,7 +273,7 @@ mod tests {
             ("gke-euw1".to_string(), None),
         ]
         .into();
-        let s = build(&w, &d, &BTreeMap::new(), &obs, Timestamp::UNIX_EPOCH);
+        let s = build(&w, &d, &BTreeMap::new(), &obs, &[], Timestamp::UNIX_EPOCH);
         let get = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(get("Ready").status, "False");
         assert_eq!(
@@ -297,7 +306,7 @@ mod tests {
             ("gke-euw1".to_string(), seen(3, 3)),
         ]
         .into();
-        let s = build(&w, &d, &BTreeMap::new(), &obs, Timestamp::UNIX_EPOCH);
+        let s = build(&w, &d, &BTreeMap::new(), &obs, &[], Timestamp::UNIX_EPOCH);
         assert_eq!(s.clusters[1].state, ClusterPlacementState::Draining);
         assert_eq!(s.clusters[1].desired, 0);
     }

@@ -42,6 +42,7 @@ pub struct MemberPool {
 struct Inner {
     members: RwLock<BTreeMap<String, Member>>,
     events: broadcast::Sender<MemberEvent>,
+    connections: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -50,6 +51,8 @@ struct Member {
     owner: u64,
     snapshot: ClusterSnapshot,
     client: Option<kube::Client>,
+    /// Changes whenever `client` is replaced, so that users of the client can tell.
+    connection: u64,
     stats: ProbeStats,
 }
 
@@ -59,6 +62,7 @@ impl Member {
             owner,
             snapshot,
             client: None,
+            connection: 0,
             stats: ProbeStats::default(),
         }
     }
@@ -88,6 +92,7 @@ impl MemberPool {
             inner: Arc::new(Inner {
                 members: RwLock::new(BTreeMap::new()),
                 events: broadcast::channel(EVENT_BUFFER).0,
+                connections: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -107,6 +112,14 @@ impl MemberPool {
     /// read timeouts of [`super::ConnectionOptions`].
     pub fn client(&self, name: &str) -> Option<kube::Client> {
         self.read().get(name).and_then(|m| m.client.clone())
+    }
+
+    /// The member's client with an id that changes whenever the connection is replaced (a
+    /// watch made with an older client should be restarted).
+    pub fn connection(&self, name: &str) -> Option<(u64, kube::Client)> {
+        self.read()
+            .get(name)
+            .and_then(|m| m.client.clone().map(|c| (m.connection, c)))
     }
 
     /// Probe counters of one member.
@@ -171,6 +184,10 @@ impl MemberPool {
             Some(m) if m.owner == owner => {
                 let changed = client.is_some() || m.client.is_some();
                 m.client = client;
+                m.connection = 1 + self
+                    .inner
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 m.stats = ProbeStats::default();
                 changed
             }

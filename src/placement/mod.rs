@@ -14,6 +14,9 @@
 //!    With [`Rebalance::ToPreferred`] the preferred placement is taken as it is.
 //! 4. **explain** ([`decision`]): a reason and score for every cluster, and notes on constraints.
 //!
+//! [`migrate`] then plans the way there, make-before-break: growth first, capacity removed only
+//! once the target placement is available.
+//!
 //! Fail static: when no cluster may receive replicas, the current placement is returned as is.
 
 pub mod apportion;
@@ -21,6 +24,7 @@ pub mod decide;
 pub mod decision;
 pub mod eligibility;
 pub mod input;
+pub mod migrate;
 
 #[cfg(test)]
 mod tests;

@@ -2,5 +2,7 @@
 //! objects for one cluster (pure); applying them (server-side apply, pruning, ownership checks)
 //! builds on it.
 
+pub mod apply;
 pub mod diff;
+pub mod observe;
 pub mod render;

@@ -1,0 +1,492 @@
+//! One reconcile of a MultiCloudWorkload: read the members' state, ask the engine, take the
+//! next make-before-break step in every member, write the status if it changed.
+//!
+//! Level-triggered and idempotent: everything it needs is read again each time (the placement in
+//! force is the last decision, kept in `status.clusters`), so a restart at any point converges.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::rebalance::{self, FAILBACK_ANNOTATION};
+use super::status::{self, Observations, Problem};
+use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
+use crate::members::MemberPool;
+use crate::placement::migrate::{self, Fleet, Running};
+use crate::placement::{ClusterSnapshot, Decision, Rebalance, Replicas, Request, decide};
+use crate::sync::apply::{self, FIELD_MANAGER, MemberCache, Report, SyncError, Target};
+use crate::sync::observe::Observer;
+use crate::sync::render;
+
+/// Removes everything a workload placed before it goes away.
+pub const FINALIZER: &str = "bascule.dev/cleanup";
+
+/// How long one member may take to sync one workload; a frozen member must not hold the others.
+const MEMBER_DEADLINE: Duration = Duration::from_secs(15);
+/// When a member could not be synced, try again after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// What every reconcile shares.
+pub struct Context {
+    pub hub: kube::Client,
+    pub pool: MemberPool,
+    pub observer: Observer,
+    pub cache: MemberCache,
+    pub recorder: Recorder,
+}
+
+/// Why a reconcile failed; it is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the MultiCloudWorkload has no namespace")]
+    NoNamespace,
+    #[error("hub: {what}: {source}")]
+    Hub {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cleanup incomplete in {0}; retrying")]
+    CleanupIncomplete(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A bounded label for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::NoNamespace => "InvalidObject",
+            Error::Hub { .. } => "HubApi",
+            Error::CleanupIncomplete(_) => "CleanupIncomplete",
+            Error::Finalizer(_) => "Finalizer",
+        }
+    }
+}
+
+/// The controller's entry point for one workload.
+pub async fn reconcile(w: Arc<MultiCloudWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = w.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.hub.clone(), &namespace);
+    finalizer(&api, FINALIZER, w, |event| async {
+        match event {
+            finalizer::Event::Apply(w) => place(&w, &ctx).await,
+            finalizer::Event::Cleanup(w) => cleanup(&w, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+/// Backoff for failed reconciles: short, since members come and go.
+pub fn error_policy(w: Arc<MultiCloudWorkload>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        workload = %format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any()),
+        category = error.category(),
+        %error,
+        "reconcile failed"
+    );
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The decision the engine makes for `w` now, and the rebalance mode it was made with.
+pub fn decision_for(
+    w: &MultiCloudWorkload,
+    snapshots: &[ClusterSnapshot],
+    now: Timestamp,
+) -> (Decision, Rebalance, &'static str) {
+    let status = w.status.clone().unwrap_or_default();
+    let current = current_placement(&status);
+    let (rebalance, why) = rebalance::mode(&rebalance::Inputs {
+        spec: &w.spec,
+        generation: w.metadata.generation,
+        decided_generation: status.observed_generation,
+        failback_requested: w.annotations().get(FAILBACK_ANNOTATION).map(String::as_str),
+        failback_handled: None,
+        clusters: snapshots,
+        now,
+    });
+    let none = BTreeMap::new();
+    let decision = decide(&Request {
+        spec: &w.spec,
+        clusters: snapshots,
+        current: &current,
+        rebalance,
+        now,
+        app_unavailable_since: &none,
+    });
+    (decision, rebalance, why)
+}
+
+/// The placement in force: the last decision's replicas per cluster.
+pub fn current_placement(status: &MultiCloudWorkloadStatus) -> Replicas {
+    status
+        .clusters
+        .iter()
+        .filter(|c| c.desired > 0)
+        .map(|c| (c.name.clone(), c.desired as u32))
+        .collect()
+}
+
+async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let uid = w.uid().unwrap_or_default();
+    let namespace = w.namespace().ok_or(Error::NoNamespace)?;
+    let snapshots = ctx.pool.snapshots();
+    let (decision, rebalance, why) = decision_for(w, &snapshots, now);
+    let previous = w.status.clone().unwrap_or_default();
+
+    // Every cluster the workload is, was or will be in, and what it runs there.
+    let mut names: BTreeSet<String> = decision.placement.keys().cloned().collect();
+    names.extend(previous.clusters.iter().map(|c| c.name.clone()));
+    names.extend(ctx.observer.clusters_of(&uid));
+    let fleet: Fleet = names
+        .iter()
+        .map(|n| (n.clone(), observe(ctx, n, &uid)))
+        .collect();
+    let step = migrate::step(&decision.placement, &fleet);
+
+    let mut kinds: BTreeSet<String> = w
+        .spec
+        .template
+        .manifests
+        .iter()
+        .map(|m| apply::type_key(&m.0))
+        .collect();
+    kinds.extend(previous.kinds.iter().cloned());
+    let mut problems = Vec::new();
+    let mut syncs = Vec::new();
+    for (cluster, &replicas) in &step.replicas {
+        let (Some(snapshot), Some((_, client))) =
+            (ctx.pool.snapshot(cluster), ctx.pool.connection(cluster))
+        else {
+            continue;
+        };
+        let rendered = if replicas > 0 {
+            match render::render(w, &snapshot, replicas) {
+                Ok(objects) => objects,
+                Err(e) => {
+                    problems.push(Problem {
+                        reason: "RenderFailed",
+                        message: format!("{cluster}: {e}"),
+                    });
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let (cache, namespace, uid, kinds) = (&ctx.cache, &namespace, &uid, &kinds);
+        syncs.push(async move {
+            let target = Target {
+                cluster,
+                client: &client,
+                namespace,
+                workload_uid: uid,
+                rendered,
+                kinds,
+            };
+            let result = tokio::time::timeout(MEMBER_DEADLINE, apply::sync(cache, target)).await;
+            (cluster.clone(), result)
+        });
+    }
+    let results = join_all(syncs).await;
+
+    let mut placed_kinds: BTreeSet<String> = w
+        .spec
+        .template
+        .manifests
+        .iter()
+        .map(|m| apply::type_key(&m.0))
+        .collect();
+    let mut retry = fleet.values().any(Option::is_none);
+    for (cluster, result) in results {
+        match result {
+            Ok(Ok(report)) => {
+                note_conflicts(&cluster, &report, &mut problems);
+                placed_kinds.extend(report.kinds);
+            }
+            Ok(Err(e)) => {
+                retry = true;
+                problems.push(Problem {
+                    reason: sync_reason(&e),
+                    message: format!("{cluster}: {e}"),
+                });
+            }
+            Err(_) => {
+                retry = true;
+                problems.push(Problem {
+                    reason: "MemberTimeout",
+                    message: format!("{cluster}: no answer within {}s", MEMBER_DEADLINE.as_secs()),
+                });
+            }
+        }
+    }
+    if retry {
+        // Not every member could be pruned: keep every kind known so far.
+        placed_kinds.extend(kinds);
+    }
+
+    let observations: Observations = names
+        .iter()
+        .chain(step.replicas.keys())
+        .map(|n| {
+            let seen = fleet
+                .get(n)
+                .copied()
+                .unwrap_or_else(|| observe(ctx, n, &uid));
+            (n.clone(), seen.map(|r| observed(ctx, n, &uid, r)))
+        })
+        .collect();
+    let providers = snapshots
+        .iter()
+        .filter_map(|s| s.provider.map(|p| (s.name.clone(), p)))
+        .collect();
+    let mut status = status::build(w, &decision, &providers, &observations, &problems, now);
+    status.kinds = placed_kinds.into_iter().collect();
+
+    if Some(&status) != w.status.as_ref() {
+        write_status(w, &namespace, &status, ctx).await?;
+        publish_events(w, &previous, &status, why, ctx).await;
+    }
+
+    if retry {
+        return Ok(Action::requeue(RETRY_AFTER));
+    }
+    // A failback waits for the clusters to stay stable: come back when the window ends.
+    if rebalance == Rebalance::Sticky
+        && decision.preferred != decision.summary()
+        && let Some(after) = stabilized_in(w, &snapshots, now)
+    {
+        return Ok(Action::requeue(after));
+    }
+    Ok(Action::await_change())
+}
+
+/// What `cluster` runs of the workload, or `None` when it cannot be asked: no connection, not
+/// healthy enough to be trusted, or its objects not listed yet.
+fn observe(ctx: &Context, cluster: &str, uid: &str) -> Option<Running> {
+    let snapshot = ctx.pool.snapshot(cluster)?;
+    if !matches!(
+        snapshot.health,
+        ClusterHealth::Healthy | ClusterHealth::Recovering
+    ) {
+        return None;
+    }
+    ctx.pool.connection(cluster)?;
+    ctx.observer.running(cluster, uid).map(|o| Running {
+        replicas: o.replicas,
+        available: o.available,
+    })
+}
+
+fn observed(ctx: &Context, cluster: &str, uid: &str, r: Running) -> status::Observed {
+    let ready = ctx.observer.running(cluster, uid).map_or(0, |o| o.ready);
+    status::Observed {
+        replicas: r.replicas,
+        ready,
+        available: r.available,
+    }
+}
+
+fn note_conflicts(cluster: &str, report: &Report, problems: &mut Vec<Problem>) {
+    for (key, owner) in &report.conflicts {
+        problems.push(Problem {
+            reason: "OwnershipConflict",
+            message: format!(
+                "{cluster}: {} {}/{} exists and is owned by {owner}; left untouched",
+                key.kind, key.namespace, key.name
+            ),
+        });
+    }
+}
+
+fn sync_reason(e: &SyncError) -> &'static str {
+    match e.category() {
+        "InvalidTemplate" => "InvalidTemplate",
+        _ => "SyncFailed",
+    }
+}
+
+async fn write_status(
+    w: &MultiCloudWorkload,
+    namespace: &str,
+    status: &MultiCloudWorkloadStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.hub.clone(), namespace);
+    let patch = json!({
+        "apiVersion": MultiCloudWorkload::api_version(&()),
+        "kind": MultiCloudWorkload::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &w.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::Hub {
+        what: "write status",
+        source,
+    })?;
+    Ok(())
+}
+
+/// Events for what a person wants to know: a new placement, a new problem.
+async fn publish_events(
+    w: &MultiCloudWorkload,
+    before: &MultiCloudWorkloadStatus,
+    after: &MultiCloudWorkloadStatus,
+    why: &str,
+    ctx: &Context,
+) {
+    let reference = w.object_ref(&());
+    let mut events = Vec::new();
+    if after.placement != before.placement {
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "Placed".into(),
+            note: Some(format!(
+                "placing {} ({why}; {})",
+                after.placement.as_deref().unwrap_or("nothing"),
+                after.decision.as_ref().map_or("", |d| d.outcome.as_str())
+            )),
+            action: "Place".into(),
+            secondary: None,
+        });
+    }
+    let degraded = |s: &MultiCloudWorkloadStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded" && c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    if let Some((reason, message)) =
+        degraded(after).filter(|d| Some(d) != degraded(before).as_ref())
+    {
+        events.push(Event {
+            type_: EventType::Warning,
+            reason,
+            note: Some(truncate(&message, 1000)),
+            action: "Sync".into(),
+            secondary: None,
+        });
+    }
+    for e in events {
+        if let Err(error) = ctx.recorder.publish(&e, &reference).await {
+            tracing::warn!(%error, reason = e.reason, "could not record an Event");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// How long until every cluster has kept its health for the failback window, if a failback
+/// waits on that.
+fn stabilized_in(
+    w: &MultiCloudWorkload,
+    snapshots: &[ClusterSnapshot],
+    now: Timestamp,
+) -> Option<Duration> {
+    let window = SignedDuration::from_secs(i64::from(
+        w.spec.failover.failback.stabilization_window_seconds.max(0),
+    ));
+    let latest = snapshots.iter().filter_map(|s| s.health_since).max()?;
+    let wait = (latest + window).duration_since(now);
+    let wait = Duration::try_from(wait).unwrap_or_default();
+    Some(wait + Duration::from_secs(1))
+}
+
+/// Removes what the workload placed in every member that answers. A member that is not
+/// healthy now is cleaned by the orphan collection when it returns; a healthy member that
+/// fails keeps the finalizer, and the cleanup is retried.
+async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
+    let uid = w.uid().unwrap_or_default();
+    let namespace = w.namespace().ok_or(Error::NoNamespace)?;
+    let mut kinds: BTreeSet<String> = w
+        .spec
+        .template
+        .manifests
+        .iter()
+        .map(|m| apply::type_key(&m.0))
+        .collect();
+    kinds.extend(w.status.iter().flat_map(|s| s.kinds.iter().cloned()));
+    let members: Vec<(String, kube::Client, bool)> = ctx
+        .pool
+        .names()
+        .into_iter()
+        .filter_map(|n| {
+            let healthy = ctx
+                .pool
+                .snapshot(&n)
+                .is_some_and(|s| s.health == ClusterHealth::Healthy);
+            ctx.pool.connection(&n).map(|(_, c)| (n, c, healthy))
+        })
+        .collect();
+    let results = join_all(members.iter().map(|(cluster, client, healthy)| {
+        let target = Target {
+            cluster,
+            client,
+            namespace: &namespace,
+            workload_uid: &uid,
+            rendered: Vec::new(),
+            kinds: &kinds,
+        };
+        async move {
+            let r = tokio::time::timeout(MEMBER_DEADLINE, apply::sync(&ctx.cache, target)).await;
+            (cluster.as_str(), *healthy, r)
+        }
+    }))
+    .await;
+    let mut failed = Vec::new();
+    for (cluster, healthy, result) in results {
+        let error = match result {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        if healthy {
+            failed.push(format!("{cluster} ({error})"));
+        } else {
+            tracing::info!(cluster, %error, "member not healthy; its objects are collected when it returns");
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::CleanupIncomplete(failed.join(", ")));
+    }
+    tracing::info!(workload = %format!("{namespace}/{}", w.name_any()), "removed from every member");
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_char_boundaries() {
+        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}

@@ -1,0 +1,349 @@
+//! Apply: makes one member hold what a workload should run there — server-side apply with one
+//! field manager, foreign objects reported and left alone, objects no longer wanted pruned.
+//!
+//! Nothing is written when nothing changed: each applied object carries the hash of what was
+//! rendered for it (annotation `bascule.dev/rendered-hash`), and an object whose hash matches is
+//! skipped. A steady state therefore costs reads only, and no write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams, Preconditions,
+};
+use kube::discovery::{self, Scope};
+use kube::{Client, Error as KubeError};
+use serde_json::Value;
+
+use super::diff::{self, Action, Existing, ObjectKey};
+use super::render::labels;
+
+/// The field manager of every write Bascule makes.
+pub const FIELD_MANAGER: &str = "bascule";
+/// The hash of what was rendered for an object, to skip applies that would change nothing.
+pub const RENDERED_HASH: &str = "bascule.dev/rendered-hash";
+
+/// What one member sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub applied: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    /// Objects held by another owner, left untouched: (object, owner).
+    pub conflicts: Vec<(ObjectKey, String)>,
+    /// `apiVersion/kind` of the workload's objects present in the member after the sync.
+    pub kinds: BTreeSet<String>,
+}
+
+/// Why a member could not be synced.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{kind} is not served by the member: {source}")]
+    UnknownKind { kind: String, source: KubeError },
+    #[error("{kind} is cluster-scoped; only namespaced objects can be placed")]
+    ClusterScoped { kind: String },
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: KubeError,
+    },
+}
+
+impl SyncError {
+    /// A short, bounded label for metrics and Event reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            SyncError::UnknownKind { .. } | SyncError::ClusterScoped { .. } => "InvalidTemplate",
+            SyncError::Api { .. } => "MemberApi",
+        }
+    }
+}
+
+/// Discovery and namespace knowledge per member, kept across reconciles.
+#[derive(Clone, Default)]
+pub struct MemberCache {
+    kinds: Arc<Mutex<HashMap<(String, String), ApiResource>>>,
+    namespaces: Arc<Mutex<BTreeSet<(String, String)>>>,
+}
+
+impl MemberCache {
+    /// Forgets what is known of `cluster` (its connection was replaced).
+    pub fn forget(&self, cluster: &str) {
+        lock(&self.kinds).retain(|(c, _), _| c != cluster);
+        lock(&self.namespaces).retain(|(c, _)| c != cluster);
+    }
+
+    /// The API resource of `apiVersion/kind` in the member (discovery, cached).
+    pub async fn resource(
+        &self,
+        cluster: &str,
+        client: &Client,
+        type_key: &str,
+    ) -> Result<ApiResource, SyncError> {
+        let key = (cluster.to_string(), type_key.to_string());
+        if let Some(r) = lock(&self.kinds).get(&key) {
+            return Ok(r.clone());
+        }
+        let (api_version, kind) = type_key.rsplit_once('/').unwrap_or(("", type_key));
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, caps) = discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|source| SyncError::UnknownKind {
+                kind: type_key.to_string(),
+                source,
+            })?;
+        if caps.scope != Scope::Namespaced {
+            return Err(SyncError::ClusterScoped {
+                kind: type_key.to_string(),
+            });
+        }
+        lock(&self.kinds).insert(key, resource.clone());
+        Ok(resource)
+    }
+
+    /// Creates the namespace in the member unless it is known to exist.
+    async fn ensure_namespace(
+        &self,
+        cluster: &str,
+        client: &Client,
+        namespace: &str,
+    ) -> Result<(), SyncError> {
+        let key = (cluster.to_string(), namespace.to_string());
+        if lock(&self.namespaces).contains(&key) {
+            return Ok(());
+        }
+        let api = Api::<Namespace>::all(client.clone());
+        let what = || format!("namespace {namespace}");
+        let exists = api
+            .get_metadata_opt(namespace)
+            .await
+            .map_err(|source| SyncError::Api {
+                what: what(),
+                source,
+            })?
+            .is_some();
+        if !exists {
+            let ns: Namespace = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": namespace, "labels": {labels::MANAGED_BY: labels::MANAGED_BY_VALUE}}
+            }))
+            .expect("namespace literal");
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PostParams::default()
+            };
+            match api.create(&pp, &ns).await {
+                Ok(_) => {}
+                Err(KubeError::Api(s)) if s.code == 409 => {}
+                Err(source) => {
+                    return Err(SyncError::Api {
+                        what: what(),
+                        source,
+                    });
+                }
+            }
+        }
+        lock(&self.namespaces).insert(key);
+        Ok(())
+    }
+}
+
+/// One member's part of a workload.
+pub struct Target<'a> {
+    pub cluster: &'a str,
+    pub client: &'a Client,
+    pub namespace: &'a str,
+    pub workload_uid: &'a str,
+    /// What should be there (empty: remove everything the workload has there).
+    pub rendered: Vec<Value>,
+    /// Kinds the workload may have objects of (`apiVersion/kind`): the template's, and those
+    /// placed earlier; objects of these kinds that are no longer rendered are pruned.
+    pub kinds: &'a BTreeSet<String>,
+}
+
+/// Makes the member hold `target.rendered`, and nothing else of the workload's.
+pub async fn sync(cache: &MemberCache, target: Target<'_>) -> Result<Report, SyncError> {
+    let Target {
+        cluster,
+        client,
+        namespace,
+        workload_uid,
+        rendered,
+        kinds,
+    } = target;
+    let mut report = Report::default();
+    let mut all_kinds: BTreeSet<String> = kinds.clone();
+    all_kinds.extend(rendered.iter().map(type_key));
+    let mut resources = BTreeMap::new();
+    for k in &all_kinds {
+        resources.insert(k.clone(), cache.resource(cluster, client, k).await?);
+    }
+    if !rendered.is_empty() {
+        cache.ensure_namespace(cluster, client, namespace).await?;
+    }
+
+    // What the workload has there, by label, with the hash it was applied with.
+    let mut existing = Vec::new();
+    let mut applied_hash: HashMap<ObjectKey, (Option<String>, Option<String>)> = HashMap::new();
+    let owned = ListParams::default().labels(&format!("{}={workload_uid}", labels::WORKLOAD_UID));
+    for (k, resource) in &resources {
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+        let list = api
+            .list_metadata(&owned)
+            .await
+            .map_err(|source| SyncError::Api {
+                what: format!("list {k}"),
+                source,
+            })?;
+        for item in list.items {
+            let key = ObjectKey {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+                namespace: namespace.to_string(),
+                name: item.metadata.name.clone().unwrap_or_default(),
+            };
+            let hash = item
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(RENDERED_HASH).cloned());
+            applied_hash.insert(key.clone(), (hash, item.metadata.uid.clone()));
+            existing.push(Existing {
+                key,
+                labels: item.metadata.labels.unwrap_or_default(),
+            });
+        }
+    }
+    // Rendered objects the workload does not have: someone else's, or not there yet.
+    for obj in &rendered {
+        let key = ObjectKey::of(obj);
+        if existing.iter().any(|e| e.key == key) {
+            continue;
+        }
+        let api = dynamic(client, namespace, &resources[&type_key(obj)]);
+        let found = api
+            .get_metadata_opt(&key.name)
+            .await
+            .map_err(|source| SyncError::Api {
+                what: format!("get {key}"),
+                source,
+            })?;
+        if let Some(meta) = found {
+            existing.push(Existing {
+                key,
+                labels: meta.metadata.labels.unwrap_or_default(),
+            });
+        }
+    }
+
+    for action in diff::actions(workload_uid, rendered, &existing) {
+        match action {
+            Action::Apply(mut obj) => {
+                let key = ObjectKey::of(&obj);
+                let t = type_key(&obj);
+                let hash = rendered_hash(&obj);
+                report.kinds.insert(t.clone());
+                if applied_hash.get(&key).and_then(|h| h.0.as_deref()) == Some(hash.as_str()) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                set_annotation(&mut obj, RENDERED_HASH, &hash);
+                let api = dynamic(client, namespace, &resources[&t]);
+                let pp = PatchParams::apply(FIELD_MANAGER).force();
+                api.patch(&key.name, &pp, &Patch::Apply(&obj))
+                    .await
+                    .map_err(|source| SyncError::Api {
+                        what: format!("apply {key}"),
+                        source,
+                    })?;
+                report.applied += 1;
+            }
+            Action::Conflict { key, owner } => report.conflicts.push((key, owner)),
+            Action::Delete(key) => {
+                let t = format!("{}/{}", key.api_version, key.kind);
+                let api = dynamic(client, namespace, &resources[&t]);
+                let dp = DeleteParams {
+                    // Never delete an object re-created by someone else under the same name.
+                    preconditions: applied_hash.get(&key).and_then(|h| h.1.clone()).map(|uid| {
+                        Preconditions {
+                            uid: Some(uid),
+                            resource_version: None,
+                        }
+                    }),
+                    ..DeleteParams::background()
+                };
+                match api.delete(&key.name, &dp).await {
+                    Ok(_) => report.deleted += 1,
+                    Err(KubeError::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(source) => {
+                        report.kinds.insert(t);
+                        return Err(SyncError::Api {
+                            what: format!("delete {key}"),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `apiVersion/kind`, e.g. `apps/v1/Deployment`, `v1/Service`.
+pub fn type_key(obj: &Value) -> String {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    format!("{}/{}", s("/apiVersion"), s("/kind"))
+}
+
+fn dynamic(client: &Client, namespace: &str, resource: &ApiResource) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, resource)
+}
+
+/// A hash of the rendered object; stable for a given build of Bascule (a new Rust release may
+/// change it, which costs one re-apply of each object).
+fn rendered_hash(obj: &Value) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(obj).unwrap_or_default().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+fn set_annotation(obj: &mut Value, key: &str, value: &str) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(a) = annotations.as_object_mut() {
+            a.insert(key.to_string(), Value::String(value.to_string()));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn type_keys_and_hashes() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"}});
+        assert_eq!(type_key(&d), "apps/v1/Deployment");
+        assert_eq!(
+            type_key(&json!({"apiVersion": "v1", "kind": "Service"})),
+            "v1/Service"
+        );
+        let mut e = d.clone();
+        assert_eq!(rendered_hash(&d), rendered_hash(&e));
+        e["spec"] = json!({"replicas": 2});
+        assert_ne!(rendered_hash(&d), rendered_hash(&e));
+        set_annotation(&mut e, RENDERED_HASH, "abc");
+        assert_eq!(e["metadata"]["annotations"][RENDERED_HASH], "abc");
+    }
+}

@@ -1,0 +1,422 @@
+//! What the members run: one watch per member on the Deployments and StatefulSets that Bascule
+//! placed (label `app.kubernetes.io/managed-by=bascule`), reduced to a few counters per object.
+//!
+//! The controller reads replicas, readiness and availability from here instead of asking the
+//! members on each reconcile, and is told which workload to look at again when they change.
+//! Only the counters are kept, never whole objects, so memory stays small with many workloads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::render::labels;
+
+/// What one member reports for a workload's Deployment/StatefulSet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `spec.replicas` of the object in the member.
+    pub replicas: u32,
+    pub ready: u32,
+    /// Available replicas; while a new template rolls out, only the updated ones count.
+    pub available: u32,
+}
+
+/// A MultiCloudWorkload on the hub, as named by the labels of what it placed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// One placed object, reduced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    workload: WorkloadRef,
+    observed: Observed,
+}
+
+/// (kind, namespace, name) of a placed object in one member.
+type ObjectId = (&'static str, String, String);
+
+#[derive(Default)]
+struct View {
+    connection: u64,
+    /// Kinds whose first list has completed since the connection was made.
+    synced: Vec<&'static str>,
+    objects: HashMap<ObjectId, Entry>,
+}
+
+/// The members' workload objects, shared by cheap clones.
+#[derive(Clone)]
+pub struct Observer {
+    views: Arc<RwLock<BTreeMap<String, View>>>,
+    changed: mpsc::UnboundedSender<WorkloadRef>,
+}
+
+const KINDS: [&str; 2] = ["Deployment", "StatefulSet"];
+
+/// Member API servers end each watch request after this long, and the watch resumes from where
+/// it was (no new list). It must stay below the member clients' read timeout
+/// ([`crate::members::ConnectionOptions`]), which would otherwise cut every quiet watch.
+pub const WATCH_TIMEOUT_SECS: u32 = 8;
+
+impl Observer {
+    /// An observer and the stream of workloads whose objects changed in some member.
+    pub fn new() -> (Observer, mpsc::UnboundedReceiver<WorkloadRef>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let observer = Observer {
+            views: Arc::default(),
+            changed: tx,
+        };
+        (observer, rx)
+    }
+
+    /// What `cluster` runs of the workload with `uid`: `None` until the member's objects have
+    /// been listed once over its current connection; zeros when it runs nothing.
+    pub fn running(&self, cluster: &str, uid: &str) -> Option<Observed> {
+        let views = self.read();
+        let view = views.get(cluster)?;
+        if view.synced.len() < KINDS.len() {
+            return None;
+        }
+        let mut total = Observed::default();
+        for e in view.objects.values().filter(|e| e.workload.uid == uid) {
+            total.replicas += e.observed.replicas;
+            total.ready += e.observed.ready;
+            total.available += e.observed.available;
+        }
+        Some(total)
+    }
+
+    /// Clusters where the workload with `uid` has objects.
+    pub fn clusters_of(&self, uid: &str) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(_, v)| v.objects.values().any(|e| e.workload.uid == uid))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Workloads (by UID) with objects in `cluster`, as last seen.
+    pub fn workloads_in(&self, cluster: &str) -> Vec<WorkloadRef> {
+        let mut out: Vec<WorkloadRef> = self
+            .read()
+            .get(cluster)
+            .map(|v| v.objects.values().map(|e| e.workload.clone()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The connection id the member's watches run on, if any.
+    pub fn connection(&self, cluster: &str) -> Option<u64> {
+        self.read().get(cluster).map(|v| v.connection)
+    }
+
+    /// Starts watching `cluster` over `client` (connection `id`), replacing any earlier watch.
+    /// The returned tasks end when aborted; errors are retried with backoff.
+    pub fn watch(&self, cluster: &str, id: u64, client: &Client) -> Vec<JoinHandle<()>> {
+        self.forget(cluster);
+        self.write().insert(
+            cluster.to_string(),
+            View {
+                connection: id,
+                ..View::default()
+            },
+        );
+        vec![
+            tokio::spawn(self.clone().watch_kind::<Deployment>(
+                cluster.to_string(),
+                id,
+                client.clone(),
+                deployment,
+            )),
+            tokio::spawn(self.clone().watch_kind::<StatefulSet>(
+                cluster.to_string(),
+                id,
+                client.clone(),
+                stateful_set,
+            )),
+        ]
+    }
+
+    /// Drops what is known of `cluster` (its connection is gone); its workloads are told.
+    pub fn forget(&self, cluster: &str) {
+        let gone = self.write().remove(cluster);
+        if let Some(view) = gone {
+            for e in view.objects.into_values() {
+                let _ = self.changed.send(e.workload);
+            }
+        }
+    }
+
+    async fn watch_kind<K>(
+        self,
+        cluster: String,
+        id: u64,
+        client: Client,
+        reduce: fn(&K) -> Observed,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        let kind = K::kind(&()).into_owned();
+        let kind: &'static str = KINDS.iter().find(|k| **k == kind).expect("watched kind");
+        let selector = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
+        let stream = watcher::watcher(
+            Api::<K>::all(client),
+            watcher::Config::default()
+                .labels(&selector)
+                .timeout(WATCH_TIMEOUT_SECS),
+        )
+        .default_backoff();
+        futures::pin_mut!(stream);
+        let mut relist: Option<HashMap<ObjectId, Entry>> = None;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Init) => relist = Some(HashMap::new()),
+                Ok(Event::InitApply(obj)) => {
+                    if let (Some(list), Some((key, entry))) =
+                        (relist.as_mut(), entry(kind, &obj, reduce))
+                    {
+                        list.insert(key, entry);
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    let list = relist.take().unwrap_or_default();
+                    self.replace_kind(&cluster, id, kind, list);
+                }
+                Ok(Event::Apply(obj)) => {
+                    if let Some((key, entry)) = entry(kind, &obj, reduce) {
+                        self.upsert(&cluster, id, key, Some(entry));
+                    }
+                }
+                Ok(Event::Delete(obj)) => {
+                    let key = (kind, obj.namespace().unwrap_or_default(), obj.name_any());
+                    self.upsert(&cluster, id, key, None);
+                }
+                Err(e) => {
+                    tracing::debug!(cluster, kind, error = %e, "member watch failed; retrying");
+                }
+            }
+        }
+    }
+
+    fn replace_kind(
+        &self,
+        cluster: &str,
+        id: u64,
+        kind: &'static str,
+        list: HashMap<ObjectId, Entry>,
+    ) {
+        let mut told = Vec::new();
+        {
+            let mut views = self.write();
+            let Some(view) = views.get_mut(cluster).filter(|v| v.connection == id) else {
+                return;
+            };
+            view.objects.retain(|key, old| {
+                let keep = key.0 != kind || list.contains_key(key);
+                if !keep {
+                    told.push(old.workload.clone());
+                }
+                keep
+            });
+            for (key, e) in list {
+                if view.objects.get(&key) != Some(&e) {
+                    told.push(e.workload.clone());
+                    view.objects.insert(key, e);
+                }
+            }
+            if !view.synced.contains(&kind) {
+                view.synced.push(kind);
+                // Everything it runs is news the first time both kinds are known.
+                if view.synced.len() == KINDS.len() {
+                    told.extend(view.objects.values().map(|e| e.workload.clone()));
+                }
+            }
+        }
+        told.sort();
+        told.dedup();
+        for w in told {
+            let _ = self.changed.send(w);
+        }
+    }
+
+    fn upsert(&self, cluster: &str, id: u64, key: ObjectId, entry: Option<Entry>) {
+        let told = {
+            let mut views = self.write();
+            let Some(view) = views.get_mut(cluster).filter(|v| v.connection == id) else {
+                return;
+            };
+            match entry {
+                Some(e) if view.objects.get(&key) == Some(&e) => None,
+                Some(e) => {
+                    let w = e.workload.clone();
+                    view.objects.insert(key, e);
+                    Some(w)
+                }
+                None => view.objects.remove(&key).map(|e| e.workload),
+            }
+        };
+        if let Some(w) = told {
+            let _ = self.changed.send(w);
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, View>> {
+        self.views.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, View>> {
+        self.views.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The object's workload (from its labels) and counters; `None` without ownership labels.
+fn entry<K: Resource>(
+    kind: &'static str,
+    obj: &K,
+    reduce: fn(&K) -> Observed,
+) -> Option<(ObjectId, Entry)> {
+    let l = obj.meta().labels.as_ref()?;
+    let workload = WorkloadRef {
+        namespace: l.get(labels::WORKLOAD_NAMESPACE)?.clone(),
+        name: l.get(labels::WORKLOAD_NAME)?.clone(),
+        uid: l.get(labels::WORKLOAD_UID)?.clone(),
+    };
+    let key = (
+        kind,
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default(),
+    );
+    Some((
+        key,
+        Entry {
+            workload,
+            observed: reduce(obj),
+        },
+    ))
+}
+
+fn count(n: Option<i32>) -> u32 {
+    n.unwrap_or(0).max(0) as u32
+}
+
+/// A Deployment's counters. Until its controller has seen the current generation, nothing
+/// counts as available: the numbers describe an older spec.
+fn deployment(d: &Deployment) -> Observed {
+    let replicas = count(d.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
+    let Some(s) = &d.status else {
+        return Observed {
+            replicas,
+            ..Observed::default()
+        };
+    };
+    let current = s.observed_generation >= d.metadata.generation;
+    let available = count(s.available_replicas).min(count(s.updated_replicas));
+    Observed {
+        replicas,
+        ready: count(s.ready_replicas),
+        available: if current { available } else { 0 },
+    }
+}
+
+/// A StatefulSet's counters, as for a Deployment.
+fn stateful_set(st: &StatefulSet) -> Observed {
+    let replicas = count(st.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
+    let Some(s) = &st.status else {
+        return Observed {
+            replicas,
+            ..Observed::default()
+        };
+    };
+    let current = s.observed_generation >= st.metadata.generation;
+    let available = count(s.available_replicas).min(count(s.updated_replicas));
+    Observed {
+        replicas,
+        ready: count(s.ready_replicas),
+        available: if current { available } else { 0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(generation: i64, observed: i64, available: i32, updated: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "generation": generation,
+                         "labels": {labels::WORKLOAD_NAMESPACE: "shop", labels::WORKLOAD_NAME: "web",
+                                    labels::WORKLOAD_UID: "u1"}},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "readyReplicas": 3,
+                       "availableReplicas": available, "updatedReplicas": updated}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn quiet_watches_end_before_the_read_timeout_cuts_them() {
+        let read = crate::members::ConnectionOptions::default().read_timeout;
+        assert!(u64::from(WATCH_TIMEOUT_SECS) + 1 < read.as_secs());
+    }
+
+    #[test]
+    fn availability_counts_only_the_current_template() {
+        assert_eq!(
+            deployment(&deploy(2, 2, 3, 3)),
+            Observed {
+                replicas: 3,
+                ready: 3,
+                available: 3
+            }
+        );
+        assert_eq!(deployment(&deploy(2, 2, 3, 1)).available, 1, "rolling out");
+        assert_eq!(deployment(&deploy(3, 2, 3, 3)).available, 0, "not yet seen");
+    }
+
+    #[tokio::test]
+    async fn changes_are_told_once_per_workload_and_running_waits_for_both_kinds() {
+        let (obs, mut rx) = Observer::new();
+        obs.write().insert(
+            "eks".into(),
+            View {
+                connection: 7,
+                ..View::default()
+            },
+        );
+        let d = deploy(1, 1, 3, 3);
+        let (key, e) = entry("Deployment", &d, deployment).unwrap();
+        obs.replace_kind("eks", 7, "Deployment", [(key.clone(), e.clone())].into());
+        assert_eq!(rx.try_recv().unwrap().uid, "u1");
+        assert_eq!(
+            obs.running("eks", "u1"),
+            None,
+            "StatefulSets not listed yet"
+        );
+        obs.replace_kind("eks", 7, "StatefulSet", HashMap::new());
+        assert_eq!(rx.try_recv().unwrap().uid, "u1", "first full view");
+        assert_eq!(obs.running("eks", "u1").unwrap().available, 3);
+        assert_eq!(obs.running("eks", "other").unwrap(), Observed::default());
+        // The same object again: no news. A stale connection: ignored.
+        obs.upsert("eks", 7, key.clone(), Some(e.clone()));
+        obs.upsert("eks", 6, key.clone(), None);
+        assert!(rx.try_recv().is_err());
+        obs.upsert("eks", 7, key, None);
+        assert_eq!(rx.try_recv().unwrap().name, "web");
+        assert_eq!(obs.running("eks", "u1").unwrap(), Observed::default());
+        assert!(obs.clusters_of("u1").is_empty());
+    }
+}
