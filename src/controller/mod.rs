@@ -3,11 +3,13 @@
 //! - [`run`]: `bascule run` — the member supervisor, member watches and workload controller.
 //! - [`reconcile`]: one reconcile of a MultiCloudWorkload (decide, step, apply, status, Events).
 //! - [`triggers`]: which workloads a member change affects; member watches; orphan collection.
+//! - [`events`]: Events on the hub.
 //! - [`gc`]: objects of deleted workloads removed from a member when it returns.
 //! - Pure policy: [`conditions`] (kstatus merging), [`rebalance`] (when a decision may move
 //!   replicas between healthy clusters), [`status`] (what a workload shows).
 
 pub mod conditions;
+pub mod events;
 pub mod gc;
 pub mod rebalance;
 pub mod reconcile;

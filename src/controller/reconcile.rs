@@ -12,11 +12,11 @@ use futures::future::join_all;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::events::{Events, Kind};
 use super::rebalance::{self, FAILBACK_ANNOTATION};
 use super::status::{self, Observations, Problem};
 use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
@@ -32,6 +32,8 @@ pub const FINALIZER: &str = "bascule.dev/cleanup";
 
 /// How long one member may take to sync one workload; a frozen member must not hold the others.
 const MEMBER_DEADLINE: Duration = Duration::from_secs(15);
+/// How long after a start reconciles wait for every member's first probe.
+const STARTUP_GRACE: Duration = Duration::from_secs(10);
 /// When a member could not be synced, try again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -41,7 +43,9 @@ pub struct Context {
     pub pool: MemberPool,
     pub observer: Observer,
     pub cache: MemberCache,
-    pub recorder: Recorder,
+    pub events: Events,
+    /// When this process started: members not probed yet are waited for briefly.
+    pub started: std::time::Instant,
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -141,6 +145,9 @@ pub fn current_placement(status: &MultiCloudWorkloadStatus) -> Replicas {
 }
 
 async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
+    if let Some(wait) = first_probes_pending(ctx) {
+        return Ok(Action::requeue(wait));
+    }
     let now = Timestamp::now();
     let uid = w.uid().unwrap_or_default();
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
@@ -275,6 +282,21 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
+/// Right after a start, members are Unknown until their first probe (a second or two); a
+/// decision made then would hold everything and report every member unreachable, only to be
+/// corrected at once. Wait for the first probes instead, but never longer than the grace.
+fn first_probes_pending(ctx: &Context) -> Option<Duration> {
+    if ctx.started.elapsed() >= STARTUP_GRACE {
+        return None;
+    }
+    let pending = !ctx.pool.listed()
+        || ctx.pool.names().iter().any(|n| {
+            ctx.pool.connection(n).is_some()
+                && ctx.pool.probe_stats(n).is_some_and(|p| p.probes == 0)
+        });
+    pending.then_some(Duration::from_millis(500))
+}
+
 /// What `cluster` runs of the workload, or `None` when it cannot be asked: no connection, not
 /// healthy enough to be trusted, or its objects not listed yet.
 fn observe(ctx: &Context, cluster: &str, uid: &str) -> Option<Running> {
@@ -354,53 +376,28 @@ async fn publish_events(
     ctx: &Context,
 ) {
     let reference = w.object_ref(&());
-    let mut events = Vec::new();
     if after.placement != before.placement {
-        events.push(Event {
-            type_: EventType::Normal,
-            reason: "Placed".into(),
-            note: Some(format!(
-                "placing {} ({why}; {})",
-                after.placement.as_deref().unwrap_or("nothing"),
-                after.decision.as_ref().map_or("", |d| d.outcome.as_str())
-            )),
-            action: "Place".into(),
-            secondary: None,
-        });
+        let note = format!(
+            "placing {} ({why}; {})",
+            after.placement.as_deref().unwrap_or("nothing"),
+            after.decision.as_ref().map_or("", |d| d.outcome.as_str())
+        );
+        ctx.events
+            .publish(&reference, Kind::Normal, "Placed", "Place", &note)
+            .await;
     }
-    let degraded = |s: &MultiCloudWorkloadStatus| {
+    let problem = |s: &MultiCloudWorkloadStatus| {
         s.conditions
             .iter()
             .find(|c| c.type_ == "Degraded" && c.status == "True")
             .map(|c| (c.reason.clone(), c.message.clone()))
     };
-    if let Some((reason, message)) =
-        degraded(after).filter(|d| Some(d) != degraded(before).as_ref())
+    if let Some((reason, message)) = problem(after).filter(|p| Some(p) != problem(before).as_ref())
     {
-        events.push(Event {
-            type_: EventType::Warning,
-            reason,
-            note: Some(truncate(&message, 1000)),
-            action: "Sync".into(),
-            secondary: None,
-        });
+        ctx.events
+            .publish(&reference, Kind::Warning, &reason, "Sync", &message)
+            .await;
     }
-    for e in events {
-        if let Err(error) = ctx.recorder.publish(&e, &reference).await {
-            tracing::warn!(%error, reason = e.reason, "could not record an Event");
-        }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// How long until every cluster has kept its health for the failback window, if a failback
@@ -478,15 +475,4 @@ async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error>
     }
     tracing::info!(workload = %format!("{namespace}/{}", w.name_any()), "removed from every member");
     Ok(Action::await_change())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncation_keeps_char_boundaries() {
-        assert_eq!(truncate("abc", 10), "abc");
-        assert_eq!(truncate("ééé", 3), "é…");
-    }
 }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
+use super::events::Events;
 use super::reconcile::{self, Context};
 use super::triggers;
 use crate::api::MultiCloudWorkload;
@@ -62,13 +62,8 @@ pub async fn run(
         pool: pool.clone(),
         observer,
         cache: MemberCache::default(),
-        recorder: Recorder::new(
-            hub.clone(),
-            Reporter {
-                controller: "bascule".into(),
-                instance: Some(opts.instance.clone()),
-            },
-        ),
+        events: Events::new(hub.clone(), opts.instance.clone()),
+        started: std::time::Instant::now(),
     });
 
     let controller = Controller::new(workloads, watcher::Config::default().any_semantic())

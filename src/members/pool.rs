@@ -43,6 +43,7 @@ struct Inner {
     members: RwLock<BTreeMap<String, Member>>,
     events: broadcast::Sender<MemberEvent>,
     connections: std::sync::atomic::AtomicU64,
+    listed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -93,6 +94,7 @@ impl MemberPool {
                 members: RwLock::new(BTreeMap::new()),
                 events: broadcast::channel(EVENT_BUFFER).0,
                 connections: std::sync::atomic::AtomicU64::new(0),
+                listed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -130,6 +132,18 @@ impl MemberPool {
     /// Names of the known members.
     pub fn names(&self) -> Vec<String> {
         self.read().keys().cloned().collect()
+    }
+
+    /// Whether every MemberCluster on the hub has been seen once: before that, a member
+    /// missing from the pool may simply not be known yet.
+    pub fn listed(&self) -> bool {
+        self.inner.listed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_listed(&self) {
+        self.inner
+            .listed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Events from now on. A receiver that lags behind gets `RecvError::Lagged`: treat it as

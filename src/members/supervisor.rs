@@ -139,6 +139,7 @@ pub async fn run(
         // Until both first lists are in, an empty store means "not known yet", not "deleted".
         if clusters_ready && secrets_ready {
             tasks.reconcile(&cluster_store, &secret_store);
+            tasks.ctx.pool.mark_listed();
         }
     }
 }
