@@ -51,6 +51,9 @@ enum Command {
         /// Workloads reconciled at once.
         #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
+        /// Requests per second Bascule sends to one member cluster, at most.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        member_qps: u64,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -120,12 +123,14 @@ fn main() -> ExitCode {
             namespace,
             allow_exec_plugins,
             concurrency,
+            member_qps,
             log_format,
         } => run_controller(
             run::Options {
                 namespace,
                 connection: ConnectionOptions {
                     allow_exec_plugins,
+                    requests_per_second: member_qps,
                     ..ConnectionOptions::default()
                 },
                 concurrency,

@@ -20,6 +20,8 @@ pub struct ConnectionOptions {
     pub connect_timeout: Duration,
     /// Deadline of one response; watches are protected by the watcher's own idle timeout.
     pub read_timeout: Duration,
+    /// Requests per second to one member, at most.
+    pub requests_per_second: u64,
 }
 
 impl Default for ConnectionOptions {
@@ -28,6 +30,7 @@ impl Default for ConnectionOptions {
             allow_exec_plugins: false,
             connect_timeout: Duration::from_secs(2),
             read_timeout: Duration::from_secs(10),
+            requests_per_second: 50,
         }
     }
 }
@@ -97,10 +100,16 @@ pub async fn connect(
     })?;
     let kubeconfig = kubeconfig_from_secret(secret, &reference.key, opts)?;
     let config = config(kubeconfig, &label, opts).await?;
-    kube::Client::try_from(config).map_err(|e| ConnectionError::Invalid {
-        secret: label,
-        problem: redact(&e.to_string()),
-    })
+    let builder =
+        kube::client::ClientBuilder::try_from(config).map_err(|e| ConnectionError::Invalid {
+            secret: label,
+            problem: redact(&e.to_string()),
+        })?;
+    // One member's slowness or a burst of reconciles must not flood it: requests beyond the
+    // rate wait their turn (watches count once, when they start).
+    let limit =
+        tower::limit::RateLimitLayer::new(opts.requests_per_second.max(1), Duration::from_secs(1));
+    Ok(builder.with_layer(&limit).build())
 }
 
 /// Reads and vets the kubeconfig stored in `secret` under `key`.
