@@ -22,6 +22,8 @@ use libtest_mimic::{Failed, Trial};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub mod metrics;
+pub mod operator;
 pub mod wait;
 
 /// Error from the harness: a message that says what failed and where to look.
