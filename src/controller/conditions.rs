@@ -8,7 +8,8 @@ use k8s_openapi::jiff::Timestamp;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
     pub type_: &'static str,
-    pub status: bool,
+    /// `True`, `False` or `Unknown`.
+    pub status: &'static str,
     pub reason: String,
     pub message: String,
 }
@@ -17,6 +18,17 @@ impl Desired {
     pub fn new(
         type_: &'static str,
         status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let status = if status { "True" } else { "False" };
+        Desired::with_status(type_, status, reason, message)
+    }
+
+    /// A condition whose status may also be `Unknown` (e.g. a member not probed yet).
+    pub fn with_status(
+        type_: &'static str,
+        status: &'static str,
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
@@ -42,7 +54,7 @@ pub fn merge(
         .cloned()
         .collect();
     for d in desired {
-        let status = if d.status { "True" } else { "False" };
+        let status = d.status;
         let old = existing.iter().find(|c| c.type_ == d.type_);
         let last_transition_time = match old {
             Some(o) if o.status == status => o.last_transition_time.clone(),

@@ -5,13 +5,14 @@
 //! the same; the fields that vary from one probe to the next (the probe latency) do not cause a
 //! write on their own unless they change a lot.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::connection::ConnectionError;
 use super::detect::NodeFacts;
 use crate::api::member_cluster::NodeSummary;
 use crate::api::{ClusterHealth, MemberClusterSpec, MemberClusterStatus};
+use crate::controller::conditions::{Desired, merge};
 use crate::health::{Probe, ProbeFailure};
 
 /// `Ready`: Bascule places workloads on the cluster (its health is Healthy).
@@ -50,19 +51,17 @@ pub fn desired(
 ) -> MemberClusterStatus {
     let prev = previous.cloned().unwrap_or_default();
     let (ready, reachable) = conditions(o);
-    let merge = |(status, reason, message): (&str, &str, String), type_: &str| {
-        merge_condition(
-            &prev.conditions,
-            type_,
-            status,
-            reason,
-            message,
-            o.generation,
-            now,
-        )
+    let desired = |(status, reason, message): Cond<'_>, type_: &'static str| {
+        Desired::with_status(type_, status, reason, message)
     };
+    let conditions = merge(
+        &prev.conditions,
+        &[desired(ready, READY), desired(reachable, REACHABLE)],
+        o.generation,
+        now,
+    );
     MemberClusterStatus {
-        conditions: vec![merge(ready, READY), merge(reachable, REACHABLE)],
+        conditions,
         health: o.health,
         health_since: o.health_since.map(Time),
         provider: o
@@ -170,31 +169,6 @@ fn conditions<'a>(o: &Observed<'a>) -> (Cond<'a>, Cond<'a>) {
         (ClusterHealth::Unknown, None) => ("Unknown", "NotProbed", "not probed yet".to_string()),
     };
     (ready, reachable)
-}
-
-/// A condition of `type_`, keeping the previous `lastTransitionTime` while the status is the same.
-pub fn merge_condition(
-    previous: &[Condition],
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    let last_transition_time = previous
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: type_.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        observed_generation: generation,
-        last_transition_time,
-    }
 }
 
 #[cfg(test)]
