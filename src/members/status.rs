@@ -220,7 +220,10 @@ mod tests {
         }
     }
 
-    fn condition<'s>(s: &'s MemberClusterStatus, t: &str) -> &'s Condition {
+    fn condition<'s>(
+        s: &'s MemberClusterStatus,
+        t: &str,
+    ) -> &'s k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
     }
 
