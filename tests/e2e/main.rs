@@ -18,6 +18,7 @@ mod crds;
 mod members;
 mod smoke;
 mod support;
+mod workloads;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,7 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(smoke::trials(topology));
     trials.extend(members::trials(topology));
     trials.extend(crds::trials(topology));
+    trials.extend(workloads::trials(topology));
     trials
 }
 

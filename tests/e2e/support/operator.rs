@@ -117,6 +117,8 @@ impl Operator {
         cmd.args(&args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("BASCULE_LOG", &filter)
+            // A file, not a terminal: no colour escapes.
+            .env("NO_COLOR", "1")
             // Never fall back to an in-cluster configuration.
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBERNETES_SERVICE_PORT")
