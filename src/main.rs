@@ -54,6 +54,10 @@ enum Command {
         /// Requests per second Bascule sends to one member cluster, at most.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
         member_qps: u64,
+        /// Workloads that may start a failover or failback per second, across the operator, so
+        /// that one lost cluster does not stampede the others.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        failover_starts_per_second: u32,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
             allow_exec_plugins,
             concurrency,
             member_qps,
+            failover_starts_per_second,
             log_format,
         } => run_controller(
             run::Options {
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
                 },
                 concurrency,
                 instance: instance_name(),
+                failover_starts_per_second,
             },
             log_format,
         ),

@@ -461,6 +461,13 @@ pub struct MultiCloudWorkloadStatus {
     /// so that objects of a kind later removed from the template are still pruned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<String>,
+    /// Start times of the failovers and failbacks within `spec.failover.budget.windowSeconds`,
+    /// oldest first: what the move budget counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_moves: Vec<Time>,
+    /// The value of the annotation `bascule.dev/failback-requested` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_failback_request: Option<String>,
 }
 
 /// Desired, ready and available replica counts.
@@ -484,6 +491,10 @@ pub struct ClusterPlacementStatus {
     pub available: i32,
     /// `Active`, `Surging` (growing toward its target), `Draining` (being emptied) or `Pending`.
     pub state: ClusterPlacementState,
+    /// Since when the workload has had no available replica here although it should; after
+    /// `spec.failover.applicationTolerationSeconds` its replicas move elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_since: Option<Time>,
 }
 
 /// A cluster's role in the workload's current placement.

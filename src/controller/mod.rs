@@ -5,11 +5,12 @@
 //! - [`triggers`]: which workloads a member change affects; member watches; orphan collection.
 //! - [`events`]: Events on the hub.
 //! - [`gc`]: objects of deleted workloads removed from a member when it returns.
-//! - Pure policy: [`conditions`] (kstatus merging), [`rebalance`] (when a decision may move
+//! - Pure policy: [`conditions`] (kstatus merging), [`failover`] (moves, budget, records), [`rebalance`] (when a decision may move
 //!   replicas between healthy clusters), [`status`] (what a workload shows).
 
 pub mod conditions;
 pub mod events;
+pub mod failover;
 pub mod gc;
 pub mod rebalance;
 pub mod reconcile;

@@ -17,6 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::events::{Events, Kind};
+use super::failover;
 use super::rebalance::{self, FAILBACK_ANNOTATION};
 use super::status::{self, Observations, Problem};
 use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
@@ -46,6 +47,9 @@ pub struct Context {
     pub events: Events,
     /// When this process started: members not probed yet are waited for briefly.
     pub started: std::time::Instant,
+    /// How many workloads may start a move per second, operator-wide, so that one lost cluster
+    /// does not stampede the others.
+    pub failover_starts: governor::DefaultDirectRateLimiter,
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -118,20 +122,28 @@ pub fn decision_for(
         generation: w.metadata.generation,
         decided_generation: status.observed_generation,
         failback_requested: w.annotations().get(FAILBACK_ANNOTATION).map(String::as_str),
-        failback_handled: None,
+        failback_handled: status.handled_failback_request.as_deref(),
         clusters: snapshots,
         now,
     });
-    let none = BTreeMap::new();
     let decision = decide(&Request {
         spec: &w.spec,
         clusters: snapshots,
         current: &current,
         rebalance,
         now,
-        app_unavailable_since: &none,
+        app_unavailable_since: &unavailable_since(&status),
     });
     (decision, rebalance, why)
+}
+
+/// Clusters where the workload has had no available replica although it should, and since when.
+fn unavailable_since(status: &MultiCloudWorkloadStatus) -> BTreeMap<String, Timestamp> {
+    status
+        .clusters
+        .iter()
+        .filter_map(|c| c.unavailable_since.as_ref().map(|t| (c.name.clone(), t.0)))
+        .collect()
 }
 
 /// The placement in force: the last decision's replicas per cluster.
@@ -154,6 +166,44 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let snapshots = ctx.pool.snapshots();
     let (decision, rebalance, why) = decision_for(w, &snapshots, now);
     let previous = w.status.clone().unwrap_or_default();
+    let current = current_placement(&previous);
+
+    // A move (failover, failback) must fit the workload's budget and the operator-wide pace.
+    let budget = &w.spec.failover.budget;
+    let mut recent_moves = failover::recent(budget, &previous.recent_moves, now);
+    let mut last_failover = previous.last_failover.clone();
+    let mut problems = Vec::new();
+    let mut budget_until = None;
+    let decision = match failover::classify(&current, &decision, rebalance, why) {
+        None => decision,
+        Some(m) => match failover::admit(budget, &previous.recent_moves, now) {
+            failover::Admission::Refused { message, until } => {
+                budget_until = Some(until);
+                problems.push(Problem {
+                    reason: "MoveBudgetExhausted",
+                    message: message.clone(),
+                });
+                failover::held(decision, &current, &message)
+            }
+            failover::Admission::Start(moves) => {
+                if let Err(not_until) = ctx.failover_starts.check() {
+                    // Others are starting theirs: come back in a moment, nothing written.
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                        &governor::clock::DefaultClock::default(),
+                    ));
+                    return Ok(Action::requeue(wait.max(Duration::from_millis(50))));
+                }
+                tracing::info!(
+                    workload = %format!("{namespace}/{}", w.name_any()),
+                    from = ?m.from, to = ?m.to, reason = %m.reason,
+                    "move started"
+                );
+                recent_moves = moves;
+                last_failover = Some(failover::started(&m, now));
+                decision
+            }
+        },
+    };
 
     // Every cluster the workload is, was or will be in, and what it runs there.
     let mut names: BTreeSet<String> = decision.placement.keys().cloned().collect();
@@ -163,7 +213,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .map(|n| (n.clone(), observe(ctx, n, &uid)))
         .collect();
-    let step = migrate::step(&decision.placement, &fleet);
+    let step = migrate::step(&decision.placement, &fleet, w.spec.failover.purge_mode);
 
     let mut kinds: BTreeSet<String> = w
         .spec
@@ -173,7 +223,6 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .map(|m| apply::type_key(&m.0))
         .collect();
     kinds.extend(previous.kinds.iter().cloned());
-    let mut problems = Vec::new();
     let mut syncs = Vec::new();
     for (cluster, &replicas) in &step.replicas {
         let (Some(snapshot), Some((_, client))) =
@@ -263,6 +312,20 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .collect();
     let mut status = status::build(w, &decision, &providers, &observations, &problems, now);
     status.kinds = placed_kinds.into_iter().collect();
+    if why == "failback requested" {
+        status.handled_failback_request = w.annotations().get(FAILBACK_ANNOTATION).cloned();
+    }
+    // A move is complete once the target is available and nothing is held back any more.
+    let arrived = step.held.is_empty()
+        && status
+            .replicas
+            .as_ref()
+            .is_some_and(|r| r.available >= r.desired);
+    status.last_failover = match last_failover {
+        Some(r) if r.completed_at.is_none() && arrived => Some(failover::completed(&r, now)),
+        other => other,
+    };
+    status.recent_moves = recent_moves;
 
     if Some(&status) != w.status.as_ref() {
         write_status(w, &namespace, &status, ctx).await?;
@@ -272,10 +335,10 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     if retry {
         return Ok(Action::requeue(RETRY_AFTER));
     }
-    // A failback waits for the clusters to stay stable: come back when the window ends.
-    if rebalance == Rebalance::Sticky
-        && decision.preferred != decision.summary()
-        && let Some(after) = stabilized_in(w, &snapshots, now)
+    // Time alone can change the decision: come back when it will.
+    let failback_waiting =
+        rebalance == Rebalance::Sticky && decision.preferred != decision.summary();
+    if let Some(after) = next_deadline(w, &snapshots, &status, failback_waiting, budget_until, now)
     {
         return Ok(Action::requeue(after));
     }
@@ -386,6 +449,43 @@ async fn publish_events(
             .publish(&reference, Kind::Normal, "Placed", "Place", &note)
             .await;
     }
+    if let Some(r) = &after.last_failover {
+        let same_move = before
+            .last_failover
+            .as_ref()
+            .is_some_and(|b| b.started_at == r.started_at);
+        let word = if failover::is_failback(r) {
+            "Failback"
+        } else {
+            "Failover"
+        };
+        if !same_move {
+            let kind = if failover::is_failback(r) {
+                Kind::Normal
+            } else {
+                Kind::Warning
+            };
+            let note = format!("{}: {}", r.summary, r.reason);
+            ctx.events
+                .publish(&reference, kind, &format!("{word}Started"), "Move", &note)
+                .await;
+        }
+        let was_done = before
+            .last_failover
+            .as_ref()
+            .is_some_and(|b| b.completed_at.is_some());
+        if r.completed_at.is_some() && !(same_move && was_done) {
+            ctx.events
+                .publish(
+                    &reference,
+                    Kind::Normal,
+                    &format!("{word}Completed"),
+                    "Move",
+                    &r.summary,
+                )
+                .await;
+        }
+    }
     let problem = |s: &MultiCloudWorkloadStatus| {
         s.conditions
             .iter()
@@ -400,20 +500,42 @@ async fn publish_events(
     }
 }
 
-/// How long until every cluster has kept its health for the failback window, if a failback
-/// waits on that.
-fn stabilized_in(
+/// How long until time alone may change the decision: a failback's stabilization window ends,
+/// a cluster's or the workload's toleration runs out, the move budget frees up.
+fn next_deadline(
     w: &MultiCloudWorkload,
     snapshots: &[ClusterSnapshot],
+    status: &MultiCloudWorkloadStatus,
+    failback_waiting: bool,
+    budget_until: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<Duration> {
-    let window = SignedDuration::from_secs(i64::from(
-        w.spec.failover.failback.stabilization_window_seconds.max(0),
-    ));
-    let latest = snapshots.iter().filter_map(|s| s.health_since).max()?;
-    let wait = (latest + window).duration_since(now);
-    let wait = Duration::try_from(wait).unwrap_or_default();
-    Some(wait + Duration::from_secs(1))
+    let f = &w.spec.failover;
+    let secs = |s: i32| SignedDuration::from_secs(i64::from(s.max(0)));
+    let mut times: Vec<Timestamp> = budget_until.into_iter().collect();
+    if failback_waiting && let Some(latest) = snapshots.iter().filter_map(|s| s.health_since).max()
+    {
+        times.push(latest + secs(f.failback.stabilization_window_seconds));
+    }
+    times.extend(
+        snapshots
+            .iter()
+            .filter(|s| s.health == ClusterHealth::Unhealthy)
+            .filter_map(|s| s.health_since)
+            .map(|t| t + secs(f.cluster_toleration_seconds)),
+    );
+    if f.application_toleration_seconds > 0 {
+        times.extend(
+            status
+                .clusters
+                .iter()
+                .filter_map(|c| c.unavailable_since.as_ref())
+                .map(|t| t.0 + secs(f.application_toleration_seconds)),
+        );
+    }
+    let next = times.into_iter().filter(|t| *t > now).min()?;
+    let wait = Duration::try_from(next.duration_since(now)).unwrap_or_default();
+    Some(wait + Duration::from_millis(200))
 }
 
 /// Removes what the workload placed in every member that answers. A member that is not

@@ -28,6 +28,8 @@ pub struct Options {
     pub concurrency: u16,
     /// This process's name in Events (`reportingInstance`).
     pub instance: String,
+    /// Workloads that may start a failover or failback per second, operator-wide.
+    pub failover_starts_per_second: u32,
 }
 
 /// Why the controller stopped.
@@ -64,6 +66,9 @@ pub async fn run(
         cache: MemberCache::default(),
         events: Events::new(hub.clone(), opts.instance.clone()),
         started: std::time::Instant::now(),
+        failover_starts: governor::RateLimiter::direct(governor::Quota::per_second(
+            std::num::NonZeroU32::new(opts.failover_starts_per_second.max(1)).expect("at least 1"),
+        )),
     });
 
     let controller = Controller::new(workloads, watcher::Config::default().any_semantic())

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::conditions::{Desired, merge};
@@ -10,7 +11,7 @@ use crate::api::workload::{
     ClusterDecisionStatus, ClusterPlacementState, ClusterPlacementStatus, DecisionStatus,
     MultiCloudWorkloadStatus, ReplicaCounts,
 };
-use crate::api::{MultiCloudWorkload, Provider};
+use crate::api::{FailbackMode, MultiCloudWorkload, Provider};
 use crate::placement::{Decision, Outcome};
 
 pub use crate::sync::observe::Observed;
@@ -57,12 +58,23 @@ pub fn build(
         }
         let state = match (desired, seen) {
             (_, None) => ClusterPlacementState::Pending,
-            (0, Some(_)) => ClusterPlacementState::Draining,
+            (d, Some(o)) if o.replicas > d => ClusterPlacementState::Draining,
             (d, Some(o)) if o.available >= d => ClusterPlacementState::Active,
             _ => ClusterPlacementState::Surging,
         };
         ready += o.ready.min(desired);
         available += o.available.min(desired);
+        // No replica available where some should be, though the object is there: the workload
+        // fails here (not the cluster, which answers), the clock of application failover.
+        let failing = desired > 0 && o.replicas > 0 && o.available == 0;
+        let unavailable_since = failing.then(|| {
+            previous
+                .clusters
+                .iter()
+                .find(|c| &c.name == name)
+                .and_then(|c| c.unavailable_since.clone())
+                .unwrap_or(Time(now))
+        });
         rows.push(ClusterPlacementStatus {
             name: name.clone(),
             provider: providers.get(name).copied(),
@@ -70,6 +82,7 @@ pub fn build(
             ready: o.ready as i32,
             available: o.available as i32,
             state,
+            unavailable_since,
         });
     }
 
@@ -140,6 +153,7 @@ pub fn build(
                 "",
             ),
             Desired::new("Degraded", degraded, degraded_reason, degraded_message),
+            failback_pending(workload, decision),
         ],
         generation,
         now,
@@ -176,7 +190,41 @@ pub fn build(
         }),
         last_failover: previous.last_failover,
         kinds: previous.kinds,
+        recent_moves: previous.recent_moves,
+        handled_failback_request: previous.handled_failback_request,
     }
+}
+
+/// `FailbackPending`: the replicas are not where the spec prefers, and will return (after the
+/// stabilization window) or wait to be asked.
+fn failback_pending(workload: &MultiCloudWorkload, decision: &Decision) -> Desired {
+    let pending = matches!(decision.outcome, Outcome::Satisfied | Outcome::Degraded)
+        && !decision.preferred.is_empty()
+        && decision.preferred != decision.summary();
+    if !pending {
+        return Desired::new("FailbackPending", false, "AtPreferred", "");
+    }
+    let failback = &workload.spec.failover.failback;
+    let message = match failback.mode {
+        FailbackMode::Automatic => format!(
+            "running {}; returns to {} once every cluster has kept its health for {}s",
+            decision.summary(),
+            decision.preferred,
+            failback.stabilization_window_seconds
+        ),
+        FailbackMode::Manual => format!(
+            "running {}; {} is possible again: annotate {}=<new value> to return",
+            decision.summary(),
+            decision.preferred,
+            super::rebalance::FAILBACK_ANNOTATION
+        ),
+    };
+    Desired::new(
+        "FailbackPending",
+        true,
+        format!("{:?}", failback.mode),
+        message,
+    )
 }
 
 fn first_note(d: &Decision, fallback: &str) -> String {
@@ -190,6 +238,7 @@ fn first_note(d: &Decision, fallback: &str) -> String {
 mod tests {
     use super::*;
     use crate::placement::{ClusterSnapshot, Rebalance, Replicas, Request, decide};
+    use k8s_openapi::jiff::SignedDuration;
 
     fn workload() -> MultiCloudWorkload {
         let mut w: MultiCloudWorkload = serde_saphyr::from_str(
@@ -309,5 +358,70 @@ mod tests {
         let s = build(&w, &d, &BTreeMap::new(), &obs, &[], Timestamp::UNIX_EPOCH);
         assert_eq!(s.clusters[1].state, ClusterPlacementState::Draining);
         assert_eq!(s.clusters[1].desired, 0);
+    }
+
+    #[test]
+    fn failback_pending_and_unavailability_are_shown_and_kept() {
+        let mut w = workload();
+        let mut d = decision(&w, &clusters());
+        d.preferred = "eks-use1=10".into();
+        let obs: Observations = [
+            ("eks-use1".to_string(), seen(7, 0)),
+            ("gke-euw1".to_string(), seen(3, 3)),
+        ]
+        .into();
+        let t0 = Timestamp::from_second(1_790_000_000).unwrap();
+        let s = build(&w, &d, &BTreeMap::new(), &obs, &[], t0);
+        let pending = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "FailbackPending")
+            .unwrap();
+        assert_eq!(
+            (pending.status.as_str(), pending.reason.as_str()),
+            ("True", "Automatic")
+        );
+        assert!(
+            pending.message.contains("returns to eks-use1=10"),
+            "{}",
+            pending.message
+        );
+        assert_eq!(s.clusters[0].unavailable_since, Some(Time(t0)));
+        assert_eq!(s.clusters[1].unavailable_since, None);
+        // Still unavailable later: the clock keeps its start.
+        w.status = Some(s);
+        let later = build(
+            &w,
+            &d,
+            &BTreeMap::new(),
+            &obs,
+            &[],
+            t0 + SignedDuration::from_secs(30),
+        );
+        assert_eq!(later.clusters[0].unavailable_since, Some(Time(t0)));
+    }
+
+    #[test]
+    fn problems_make_the_workload_degraded_with_their_reason() {
+        let w = workload();
+        let d = decision(&w, &clusters());
+        let problems = [Problem {
+            reason: "OwnershipConflict",
+            message: "gke-euw1: Service shop/web is owned by not Bascule; left untouched".into(),
+        }];
+        let s = build(
+            &w,
+            &d,
+            &BTreeMap::new(),
+            &Observations::new(),
+            &problems,
+            Timestamp::UNIX_EPOCH,
+        );
+        let degraded = s.conditions.iter().find(|c| c.type_ == "Degraded").unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "OwnershipConflict")
+        );
+        assert_eq!(degraded.message, problems[0].message);
     }
 }

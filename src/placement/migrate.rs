@@ -6,10 +6,14 @@
 //! target of available replicas); only then is capacity removed. A cluster that cannot be
 //! reached is left as it is: it can be neither grown nor shrunk, and its replicas are not
 //! counted as available.
+//!
+//! The workload's `purgeMode` changes what happens to a cluster being left entirely:
+//! `Gracefully` is the above, `Directly` removes its replicas at once, `Never` leaves them.
 
 use std::collections::BTreeMap;
 
 use super::input::Replicas;
+use crate::api::PurgeMode;
 
 /// What one cluster runs of the workload, as its member reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,7 +39,7 @@ pub struct Step {
 }
 
 /// The next step toward `target` (the decision's placement) from `fleet`.
-pub fn step(target: &Replicas, fleet: &Fleet) -> Step {
+pub fn step(target: &Replicas, fleet: &Fleet, purge: PurgeMode) -> Step {
     let target_available = target.iter().all(|(name, &want)| match fleet.get(name) {
         Some(Some(r)) => r.available >= want,
         Some(None) => true, // unreachable: nothing to wait for there
@@ -53,7 +57,13 @@ pub fn step(target: &Replicas, fleet: &Fleet) -> Step {
             Some(Some(r)) => r.replicas,
             None => 0,
         };
-        let now = if want >= running || target_available {
+        let release = match purge {
+            _ if want >= running => true,
+            PurgeMode::Directly => true,
+            PurgeMode::Never if want == 0 => false,
+            PurgeMode::Gracefully | PurgeMode::Never => target_available,
+        };
+        let now = if release {
             want
         } else {
             out.held.push(name.clone());
@@ -85,15 +95,18 @@ mod tests {
         let target = replicas(&[("gke", 10)]);
         // Before: eks runs 10. The surge starts; eks keeps its 10.
         let fleet: Fleet = [("eks".into(), run(10, 10))].into();
-        let s = step(&target, &fleet);
+        let s = step(&target, &fleet, PurgeMode::Gracefully);
         assert_eq!(s.replicas, replicas(&[("eks", 10), ("gke", 10)]));
         assert_eq!(s.held, vec!["eks"]);
         // gke has 6 of 10 available: still held.
         let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(10, 6))].into();
-        assert_eq!(step(&target, &fleet).held, vec!["eks"]);
+        assert_eq!(
+            step(&target, &fleet, PurgeMode::Gracefully).held,
+            vec!["eks"]
+        );
         // gke is available: eks is drained.
         let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(10, 10))].into();
-        let s = step(&target, &fleet);
+        let s = step(&target, &fleet, PurgeMode::Gracefully);
         assert_eq!(s.replicas, replicas(&[("eks", 0), ("gke", 10)]));
         assert!(s.held.is_empty());
     }
@@ -102,19 +115,41 @@ mod tests {
     fn unreachable_clusters_are_left_alone_and_not_waited_for() {
         let target = replicas(&[("gke", 10)]);
         let fleet: Fleet = [("eks".into(), None), ("gke".into(), run(0, 0))].into();
-        let s = step(&target, &fleet);
+        let s = step(&target, &fleet, PurgeMode::Gracefully);
         assert_eq!(s.replicas, replicas(&[("gke", 10)]));
         // An unreachable target cluster does not block draining elsewhere.
         let target = replicas(&[("eks", 5), ("gke", 5)]);
         let fleet: Fleet = [("eks".into(), None), ("gke".into(), run(10, 10))].into();
-        assert_eq!(step(&target, &fleet).replicas, replicas(&[("gke", 5)]));
+        assert_eq!(
+            step(&target, &fleet, PurgeMode::Gracefully).replicas,
+            replicas(&[("gke", 5)])
+        );
     }
 
     #[test]
     fn a_plain_scale_down_applies_at_once() {
         let target = replicas(&[("eks", 5)]);
         let fleet: Fleet = [("eks".into(), run(10, 10))].into();
-        assert_eq!(step(&target, &fleet).replicas, target);
+        assert_eq!(
+            step(&target, &fleet, PurgeMode::Gracefully).replicas,
+            target
+        );
+    }
+
+    #[test]
+    fn purge_modes_for_a_cluster_being_left() {
+        let target = replicas(&[("gke", 10)]);
+        let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(0, 0))].into();
+        let s = step(&target, &fleet, PurgeMode::Directly);
+        assert_eq!(s.replicas, replicas(&[("eks", 0), ("gke", 10)]));
+        let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(10, 10))].into();
+        let s = step(&target, &fleet, PurgeMode::Never);
+        assert_eq!(
+            s.replicas,
+            replicas(&[("eks", 10), ("gke", 10)]),
+            "left running"
+        );
+        assert_eq!(s.held, vec!["eks"]);
     }
 
     proptest! {
@@ -129,7 +164,7 @@ mod tests {
                 0..4,
             ),
         ) {
-            let s = step(&target, &fleet);
+            let s = step(&target, &fleet, PurgeMode::Gracefully);
             let available = target.iter().all(|(n, &w)| match fleet.get(n) {
                 Some(Some(r)) => r.available >= w,
                 Some(None) => true,
