@@ -1135,7 +1135,10 @@ async fn idle(fx: &mut Fixture) -> TestResult {
 }
 
 /// p50/p99 time from creating a MultiCloudWorkload to its objects (a Deployment and a
-/// ConfigMap) existing in both members, over 100 workloads created 10 per second.
+/// ConfigMap) existing in both members, over 100 workloads: first one at a time (each created
+/// once the previous one is in both members: the latency of one change), then 100 more created
+/// 10 per second (latency under a steady load, queueing included). Also prints the API requests
+/// the operator made to each member per workload.
 async fn measure_latency(fx: &mut Fixture) -> TestResult {
     let count: usize = env_number("BASCULE_E2E_LATENCY_WORKLOADS", 100);
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
@@ -1154,7 +1157,68 @@ async fn measure_latency(fx: &mut Fixture) -> TestResult {
         ));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let expected = |name: &str| -> Vec<(String, String, String)> {
+        [EKS, GKE]
+            .iter()
+            .flat_map(|m| {
+                ["Deployment", "ConfigMap"]
+                    .map(|k| (m.to_string(), k.to_string(), name.to_string()))
+            })
+            .collect()
+    };
+    // The time every expected object was first seen, if all were.
+    let all_seen = |name: &str| -> Option<Instant> {
+        let seen = seen.lock().unwrap();
+        let times: Option<Vec<Instant>> = expected(name)
+            .iter()
+            .map(|k| seen.get(k).copied())
+            .collect();
+        times.and_then(|t| t.into_iter().max())
+    };
+    let members: Vec<(String, Client)> = [EKS, GKE].map(|m| (m.to_string(), fx.member(m))).to_vec();
 
+    // One at a time.
+    let before = scrape_all(&members).await?;
+    let mut one_at_a_time = Vec::new();
+    for i in 0..count {
+        let name = format!("seq-{i:04}");
+        let t = Instant::now();
+        fx.create_workload(&name, duplicated(&[&eks, &gke], 1, small_manifests(&name)))
+            .await?;
+        let done = fx
+            .until(
+                &format!("{name} in both members"),
+                Duration::from_secs(60),
+                async || all_seen(&name).ok_or_else(|| "not yet".to_string()),
+            )
+            .await?;
+        one_at_a_time.push(done - t);
+    }
+    let after = scrape_all(&members).await?;
+    let mut per_workload = Vec::new();
+    for (i, (name, _)) in members.iter().enumerate() {
+        let d = after[i].since(&before[i])?;
+        let by_verb: Vec<String> = d
+            .by_verb()
+            .into_iter()
+            .map(|(v, n)| format!("{v} {:.1}", n as f64 / count as f64))
+            .collect();
+        per_workload.push(format!(
+            "{name} {:.1} ({})",
+            d.total() as f64 / count as f64,
+            by_verb.join(", ")
+        ));
+    }
+    print_latency(
+        &format!("{count} workloads created one at a time"),
+        &one_at_a_time,
+    );
+    println!(
+        "measure_propagation_latency: API requests per workload (incl. background and the operator's probes): {}",
+        per_workload.join("; ")
+    );
+
+    // 10 per second.
     let mut created = Vec::new();
     let start = Instant::now();
     for i in 0..count {
@@ -1166,57 +1230,53 @@ async fn measure_latency(fx: &mut Fixture) -> TestResult {
             .await?;
         created.push((name, t));
     }
-    let expected = |name: &str| -> Vec<(String, String, String)> {
-        [EKS, GKE]
-            .iter()
-            .flat_map(|m| {
-                ["Deployment", "ConfigMap"]
-                    .map(|k| (m.to_string(), k.to_string(), name.to_string()))
-            })
-            .collect()
-    };
-    let latencies = fx
+    let paced = fx
         .until(
             "every workload's objects in both members",
-            Duration::from_secs(180),
+            Duration::from_secs(300),
             async || {
-                let seen = seen.lock().unwrap();
                 let mut out = Vec::new();
-                let mut missing = 0;
                 for (name, t) in &created {
-                    let times: Option<Vec<Instant>> = expected(name)
-                        .iter()
-                        .map(|k| seen.get(k).copied())
-                        .collect();
-                    match times {
-                        Some(times) => out.push(times.into_iter().max().unwrap() - *t),
-                        None => missing += 1,
+                    if let Some(done) = all_seen(name) {
+                        out.push(done - *t);
                     }
                 }
-                if missing == 0 {
+                if out.len() == created.len() {
                     Ok(out)
                 } else {
                     Err(format!(
-                        "{missing} of {} workloads not in both members yet",
+                        "{} of {} workloads not in both members yet",
+                        created.len() - out.len(),
                         created.len()
                     ))
                 }
             },
         )
         .await?;
+    let placed_in = start.elapsed();
     for w in watchers {
         w.abort();
     }
+    print_latency(
+        &format!(
+            "{count} workloads created 10/s (the last in both members {:.1} s after the first create)",
+            placed_in.as_secs_f64()
+        ),
+        &paced,
+    );
+    Ok(())
+}
+
+fn print_latency(what: &str, latencies: &[Duration]) {
     let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     ms.sort_by(f64::total_cmp);
     println!(
-        "measure_propagation_latency: {count} workloads created 10/s (Duplicated over {EKS} and {GKE}, 1 replica, Deployment + ConfigMap): create -> objects in both members p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "measure_propagation_latency: {what}, Duplicated over {EKS} and {GKE}, 1 replica, Deployment + ConfigMap: create -> objects in both members p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         percentile(&ms, 50.0),
         percentile(&ms, 90.0),
         percentile(&ms, 99.0),
         ms.last().copied().unwrap_or_default()
     );
-    Ok(())
 }
 
 /// The operator's resident memory (VmRSS) with 1,000 workloads over 2 members (500 each, 1
@@ -1234,6 +1294,8 @@ async fn measure_memory(fx: &mut Fixture) -> TestResult {
         .and_then(Operator::rss_kib)
         .unwrap_or(0);
 
+    let clusters = fx.all_clusters();
+    let before = scrape_all(&clusters).await?;
     let t0 = Instant::now();
     let names: Vec<String> = (0..count).map(|i| format!("mem-{i:04}")).collect();
     futures::stream::iter(names.iter().enumerate())
@@ -1289,6 +1351,16 @@ async fn measure_memory(fx: &mut Fixture) -> TestResult {
     )
     .await?;
     let placed_in = t0.elapsed();
+    let after = scrape_all(&clusters).await?;
+    for (i, (name, _)) in clusters.iter().enumerate() {
+        let d = after[i].since(&before[i])?;
+        println!(
+            "measure_memory: {name}: {} requests while placing {count} workloads ({:.0} s; background included): {:?}",
+            d.total(),
+            placed_in.as_secs_f64(),
+            d.by_verb()
+        );
+    }
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (rss, hwm) = {
         let op = fx.operator.lock().unwrap();
