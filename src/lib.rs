@@ -5,15 +5,18 @@
 //! - [`controller`]: reconcile policy and wiring (kstatus conditions, rebalance policy).
 //! - [`health`]: per-cluster health state machine with hysteresis (pure).
 //! - [`members`]: connections to member clusters (kubeconfig Secrets, vetted).
+//! - [`metrics`], [`http`]: Prometheus metrics and the `/metrics` `/livez` `/readyz` endpoints.
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
-//! - [`sync`]: rendering templates into per-cluster objects (and, next, applying them).
+//! - [`sync`]: what is written to members: render, ownership diff, server-side apply, watches.
 //! - [`plan`]: `bascule plan`, the engine run offline over YAML files, with what-ifs.
 //! - [`yaml`]: multi-document YAML loading with file/line/field errors.
 
 pub mod api;
 pub mod controller;
 pub mod health;
+pub mod http;
 pub mod members;
+pub mod metrics;
 pub mod placement;
 pub mod plan;
 pub mod sync;

@@ -58,6 +58,16 @@ enum Command {
         /// that one lost cluster does not stampede the others.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
         failover_starts_per_second: u32,
+        /// Serve /metrics, /livez and /readyz on this address (e.g. 0.0.0.0:8080).
+        #[arg(long, value_name = "ADDR")]
+        http_addr: Option<std::net::SocketAddr>,
+        /// Hold this Lease (in --namespace) before doing anything, so that of several replicas
+        /// only one works; the identity is POD_NAME, else the host name.
+        #[arg(long)]
+        leader_election: bool,
+        /// Name of the leader Lease.
+        #[arg(long, default_value = "bascule-controller")]
+        lease_name: String,
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -129,6 +139,9 @@ fn main() -> ExitCode {
             concurrency,
             member_qps,
             failover_starts_per_second,
+            http_addr,
+            leader_election,
+            lease_name,
             log_format,
         } => run_controller(
             run::Options {
@@ -141,6 +154,8 @@ fn main() -> ExitCode {
                 concurrency,
                 instance: instance_name(),
                 failover_starts_per_second,
+                http_addr,
+                lease_name: leader_election.then_some(lease_name),
             },
             log_format,
         ),
@@ -220,14 +235,20 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The pod's name where Kubernetes sets it (downward API), else the host's.
+/// The pod's name where Kubernetes sets it (downward API), else the host's name and the process
+/// id (two processes on one host must not share a Lease identity).
 fn instance_name() -> String {
-    std::env::var("POD_NAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "bascule".to_string())
+    if let Ok(pod) = std::env::var("POD_NAME")
+        && !pod.trim().is_empty()
+    {
+        return pod.trim().to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = match host.trim() {
+        "" => "bascule",
+        h => h,
+    };
+    format!("{host}-{}", std::process::id())
 }
 
 fn crd(out_dir: Option<&Path>) -> ExitCode {

@@ -4,6 +4,7 @@
 //! - [`reconcile`]: one reconcile of a MultiCloudWorkload (decide, step, apply, status, Events).
 //! - [`triggers`]: which workloads a member change affects; member watches; orphan collection.
 //! - [`events`]: Events on the hub.
+//! - [`leader`]: leader election on a Lease.
 //! - [`gc`]: objects of deleted workloads removed from a member when it returns.
 //! - Pure policy: [`conditions`] (kstatus merging), [`failover`] (moves, budget, records), [`rebalance`] (when a decision may move
 //!   replicas between healthy clusters), [`status`] (what a workload shows).
@@ -12,6 +13,7 @@ pub mod conditions;
 pub mod events;
 pub mod failover;
 pub mod gc;
+pub mod leader;
 pub mod rebalance;
 pub mod reconcile;
 pub mod run;

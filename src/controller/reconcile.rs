@@ -50,6 +50,7 @@ pub struct Context {
     /// How many workloads may start a move per second, operator-wide, so that one lost cluster
     /// does not stampede the others.
     pub failover_starts: governor::DefaultDirectRateLimiter,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -83,12 +84,24 @@ impl Error {
 
 /// The controller's entry point for one workload.
 pub async fn reconcile(w: Arc<MultiCloudWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(w, &ctx).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.category(),
+    };
+    ctx.metrics
+        .reconciled(label, started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(w: Arc<MultiCloudWorkload>, ctx: &Context) -> Result<Action, Error> {
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.hub.clone(), &namespace);
     finalizer(&api, FINALIZER, w, |event| async {
         match event {
-            finalizer::Event::Apply(w) => place(&w, &ctx).await,
-            finalizer::Event::Cleanup(w) => cleanup(&w, &ctx).await,
+            finalizer::Event::Apply(w) => place(&w, ctx).await,
+            finalizer::Event::Cleanup(w) => cleanup(&w, ctx).await,
         }
     })
     .await
@@ -199,6 +212,10 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
                     "move started"
                 );
                 recent_moves = moves;
+                ctx.metrics.move_started(match m.kind {
+                    failover::MoveKind::Failover => "failover",
+                    failover::MoveKind::Failback => "failback",
+                });
                 last_failover = Some(failover::started(&m, now));
                 decision
             }

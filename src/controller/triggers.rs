@@ -63,6 +63,7 @@ pub async fn from_members(
         for cluster in clusters {
             follow_connection(&ctx, &cluster, &mut watches);
             let now = ctx.pool.snapshot(&cluster).map(|s| s.health);
+            ctx.metrics.set_health(&cluster, now);
             let before = match now {
                 Some(h) => health.insert(cluster.clone(), h),
                 None => health.remove(&cluster),
