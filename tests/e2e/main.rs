@@ -15,6 +15,7 @@
 //! with `support::trial`, and add it to `all_trials` below.
 
 mod crds;
+mod failover;
 mod members;
 mod smoke;
 mod support;
@@ -31,6 +32,7 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(members::trials(topology));
     trials.extend(crds::trials(topology));
     trials.extend(workloads::trials(topology));
+    trials.extend(failover::trials(topology));
     trials
 }
 
