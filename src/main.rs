@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use bascule::api::{self, Taint};
 use bascule::controller::run;
-use bascule::members::ConnectionOptions;
+use bascule::members::{ConnectionOptions, credentials};
 use bascule::plan::{self, WhatIf};
 use bascule::yaml::{self, Objects};
 
@@ -71,6 +71,36 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+    },
+    /// Issue the hub's kubeconfig Secret for a member: a token of the member's least-privilege
+    /// ServiceAccount (apply deploy/member-rbac.yaml there first), printed as a Secret manifest.
+    ///
+    ///     bascule member-credentials --kubeconfig eks-admin.yaml --name eks-use1 | kubectl --context hub apply -f -
+    MemberCredentials {
+        /// The MemberCluster's name; the Secret is member-<name> unless --secret-name.
+        #[arg(long)]
+        name: String,
+        /// Kubeconfig that may create tokens on the member (default: KUBECONFIG, ~/.kube/config).
+        #[arg(long, value_name = "PATH")]
+        kubeconfig: Option<PathBuf>,
+        /// Context in that kubeconfig (default: the current one).
+        #[arg(long)]
+        context: Option<String>,
+        /// The member ServiceAccount, NAMESPACE/NAME.
+        #[arg(long, default_value = "bascule-system/bascule-member")]
+        service_account: String,
+        /// Token lifetime in seconds (the member may cap it); rotate by running this again.
+        #[arg(long, default_value_t = 31_536_000, value_parser = clap::value_parser!(i64).range(600..))]
+        token_seconds: i64,
+        /// The member API URL as the hub reaches it (default: the kubeconfig's).
+        #[arg(long)]
+        server: Option<String>,
+        /// The operator's namespace on the hub.
+        #[arg(long, default_value = "bascule-system")]
+        hub_namespace: String,
+        /// Name of the Secret.
+        #[arg(long)]
+        secret_name: Option<String>,
     },
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crd {
@@ -158,6 +188,29 @@ fn main() -> ExitCode {
                 lease_name: leader_election.then_some(lease_name),
             },
             log_format,
+        ),
+        Command::MemberCredentials {
+            name,
+            kubeconfig,
+            context,
+            service_account,
+            token_seconds,
+            server,
+            hub_namespace,
+            secret_name,
+        } => member_credentials(
+            kubeconfig.as_deref(),
+            service_account,
+            credentials::Request {
+                member: name,
+                service_account_namespace: String::new(),
+                service_account: String::new(),
+                token_seconds,
+                server,
+                hub_namespace,
+                secret_name,
+                context,
+            },
         ),
         Command::Crd { out_dir } => crd(out_dir.as_deref()),
         Command::Plan {
@@ -249,6 +302,46 @@ fn instance_name() -> String {
         h => h,
     };
     format!("{host}-{}", std::process::id())
+}
+
+fn member_credentials(
+    kubeconfig: Option<&Path>,
+    service_account: String,
+    mut req: credentials::Request,
+) -> ExitCode {
+    let Some((ns, sa)) = service_account
+        .split_once('/')
+        .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+    else {
+        eprintln!(
+            "bascule member-credentials: --service-account must be NAMESPACE/NAME, got {service_account:?}"
+        );
+        return ExitCode::from(exit::BAD_INPUT);
+    };
+    req.service_account_namespace = ns.to_string();
+    req.service_account = sa.to_string();
+    let loaded = match kubeconfig {
+        Some(path) => kube::config::Kubeconfig::read_from(path),
+        None => kube::config::Kubeconfig::read(),
+    };
+    let kubeconfig = match loaded {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("bascule member-credentials: cannot read the kubeconfig: {e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(credentials::issue(kubeconfig, &req)) {
+        Ok(secret) => {
+            print!("{secret}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bascule member-credentials: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn crd(out_dir: Option<&Path>) -> ExitCode {

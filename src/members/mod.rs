@@ -6,6 +6,7 @@
 //! its client, and an event whenever something that matters for placement changed.
 //!
 //! - [`connection`]: kubeconfig Secret → vetted client configuration with timeouts.
+//! - [`credentials`]: a member ServiceAccount → the kubeconfig Secret for the hub.
 //! - [`probe`]: one probe (`/readyz`, nodes, `/version`) and the classification of failures.
 //! - [`detect`]: node counts, allocatable capacity, provider and region from the nodes (pure).
 //! - [`status`]: the MemberCluster status and when it is worth a write (pure).
@@ -19,6 +20,7 @@
 //! [`ClusterSnapshot`]: crate::placement::ClusterSnapshot
 
 pub mod connection;
+pub mod credentials;
 pub mod detect;
 pub mod member;
 pub mod pool;
