@@ -2008,7 +2008,8 @@ impl Fixture {
     ) -> Result<T, String> {
         let start = Instant::now();
         loop {
-            self.alive().map_err(|e| format!("{what}: {e}"))?;
+            self.alive()
+                .map_err(|e| format!("while waiting for {what}: {e}"))?;
             match check().await {
                 Ok(v) => return Ok(v),
                 Err(last) if start.elapsed() >= timeout => {

@@ -261,7 +261,7 @@ impl Operator {
 
     fn tail_block(&self, lines: usize) -> String {
         format!(
-            "--- last {lines} lines of the operator's log ({}) ---\n{}\n--- end of the operator's log ---",
+            "--- last {lines} lines of the operator's log ({}) ---\n{}\n{LOG_END}",
             self.log.display(),
             self.log_tail(lines)
         )
@@ -269,9 +269,18 @@ impl Operator {
 
     /// A trial's result with the operator's log tail appended when it failed.
     pub fn annotate(&self, result: TestResult) -> TestResult {
-        result.map_err(|e| format!("{e}\n{}", self.tail_block(60)).into())
+        result.map_err(|e| {
+            let e = e.to_string();
+            if e.contains(LOG_END) {
+                e.into() // ensure_running already attached it
+            } else {
+                format!("{e}\n{}", self.tail_block(60)).into()
+            }
+        })
     }
 }
+
+const LOG_END: &str = "--- end of the operator's log ---";
 
 impl Drop for Operator {
     fn drop(&mut self) {
