@@ -8,6 +8,7 @@
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/metrics` `/livez` `/readyz` endpoints.
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
 //! - [`sync`]: what is written to members: render, ownership diff, server-side apply, watches.
+//! - [`kubectl`]: what the `kubectl bascule` plugin prints.
 //! - [`plan`]: `bascule plan`, the engine run offline over YAML files, with what-ifs.
 //! - [`yaml`]: multi-document YAML loading with file/line/field errors.
 
@@ -15,6 +16,7 @@ pub mod api;
 pub mod controller;
 pub mod health;
 pub mod http;
+pub mod kubectl;
 pub mod members;
 pub mod metrics;
 pub mod placement;
