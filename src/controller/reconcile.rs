@@ -105,9 +105,13 @@ async fn reconcile_inner(w: Arc<MultiCloudWorkload>, ctx: &Context) -> Result<Ac
         }
     })
     .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
+    .or_else(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => Err(e),
+        // Gone already: a second request for a workload whose cleanup just finished.
+        finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        other => Err(Error::Finalizer(other.to_string())),
     })
 }
 
@@ -261,6 +265,19 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         } else {
             Vec::new()
         };
+        // Nothing to send when exactly this was synced before and the member still runs it.
+        let runs_it = fleet.get(cluster).copied().flatten().map(|r| r.replicas) == Some(replicas);
+        let target = Target {
+            cluster,
+            client: &client,
+            namespace: &namespace,
+            workload_uid: &uid,
+            rendered: rendered.clone(),
+            kinds: &kinds,
+        };
+        if runs_it && ctx.cache.in_sync(&target) {
+            continue;
+        }
         let (cache, namespace, uid, kinds) = (&ctx.cache, &namespace, &uid, &kinds);
         syncs.push(async move {
             let target = Target {
@@ -285,9 +302,14 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .map(|m| apply::type_key(&m.0))
         .collect();
     let mut retry = fleet.values().any(Option::is_none);
+    // Members where something was just written: what they report predates it.
+    let mut changed = BTreeSet::new();
     for (cluster, result) in results {
         match result {
             Ok(Ok(report)) => {
+                if report.applied + report.deleted > 0 {
+                    changed.insert(cluster.clone());
+                }
                 note_conflicts(&cluster, &report, &mut problems);
                 placed_kinds.extend(report.kinds);
             }
@@ -320,7 +342,12 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
                 .get(n)
                 .copied()
                 .unwrap_or_else(|| observe(ctx, n, &uid));
-            (n.clone(), seen.map(|r| observed(ctx, n, &uid, r)))
+            let mut o = seen.map(|r| observed(ctx, n, &uid, r));
+            if let Some(o) = o.as_mut().filter(|_| changed.contains(n)) {
+                // Not counted until the member reports on what was just applied.
+                o.available = 0;
+            }
+            (n.clone(), o)
         })
         .collect();
     let providers = snapshots
@@ -408,7 +435,7 @@ fn note_conflicts(cluster: &str, report: &Report, problems: &mut Vec<Problem>) {
         problems.push(Problem {
             reason: "OwnershipConflict",
             message: format!(
-                "{cluster}: {} {}/{} exists and is owned by {owner}; left untouched",
+                "{cluster}: {} {}/{} already exists, held by {owner}; left untouched",
                 key.kind, key.namespace, key.name
             ),
         });

@@ -407,7 +407,7 @@ mod tests {
         let d = decision(&w, &clusters());
         let problems = [Problem {
             reason: "OwnershipConflict",
-            message: "gke-euw1: Service shop/web is owned by not Bascule; left untouched".into(),
+            message: "gke-euw1: Service shop/web is owned by another owner (no Bascule labels); left untouched".into(),
         }];
         let s = build(
             &w,

@@ -204,7 +204,10 @@ impl<'a> CompiledSpec<'a> {
         match c.health {
             ClusterHealth::Unknown => Ok((
                 tier,
-                Role::Hold("health unknown (not probed yet)".to_string()),
+                Role::Hold(
+                    "health unknown (not probed yet, or no connection: see its MemberCluster status)"
+                        .to_string(),
+                ),
             )),
             ClusterHealth::Recovering => Ok((
                 tier,

@@ -68,6 +68,8 @@ impl SyncError {
 pub struct MemberCache {
     kinds: Arc<Mutex<HashMap<(String, String), ApiResource>>>,
     namespaces: Arc<Mutex<BTreeSet<(String, String)>>>,
+    /// (cluster, workload UID) → fingerprint of what was last synced there successfully.
+    synced: Arc<Mutex<HashMap<(String, String), u64>>>,
 }
 
 impl MemberCache {
@@ -75,6 +77,14 @@ impl MemberCache {
     pub fn forget(&self, cluster: &str) {
         lock(&self.kinds).retain(|(c, _), _| c != cluster);
         lock(&self.namespaces).retain(|(c, _)| c != cluster);
+        lock(&self.synced).retain(|(c, _), _| c != cluster);
+    }
+
+    /// Whether `target` is exactly what was last synced to its member without a problem — then
+    /// the member needs no request at all. The caller checks that the member still runs it.
+    pub fn in_sync(&self, target: &Target<'_>) -> bool {
+        let key = (target.cluster.to_string(), target.workload_uid.to_string());
+        lock(&self.synced).get(&key) == Some(&fingerprint(target))
     }
 
     /// The API resource of `apiVersion/kind` in the member (discovery, cached).
@@ -167,6 +177,20 @@ pub struct Target<'a> {
 
 /// Makes the member hold `target.rendered`, and nothing else of the workload's.
 pub async fn sync(cache: &MemberCache, target: Target<'_>) -> Result<Report, SyncError> {
+    // Until this sync succeeds, the member is not known to hold anything.
+    let key = (target.cluster.to_string(), target.workload_uid.to_string());
+    lock(&cache.synced).remove(&key);
+    let print = fingerprint(&target);
+    let result = sync_uncached(cache, target).await;
+    if let Ok(report) = &result
+        && report.conflicts.is_empty()
+    {
+        lock(&cache.synced).insert(key, print);
+    }
+    result
+}
+
+async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report, SyncError> {
     let Target {
         cluster,
         client,
@@ -309,6 +333,17 @@ fn rendered_hash(obj: &Value) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_string(obj).unwrap_or_default().hash(&mut h);
     format!("{:016x}", h.finish())
+}
+
+/// What a sync would write, in one number: the rendered objects and the kinds pruned.
+fn fingerprint(target: &Target<'_>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for obj in &target.rendered {
+        serde_json::to_string(obj).unwrap_or_default().hash(&mut h);
+    }
+    target.kinds.hash(&mut h);
+    target.namespace.hash(&mut h);
+    h.finish()
 }
 
 fn set_annotation(obj: &mut Value, key: &str, value: &str) {

@@ -113,8 +113,8 @@ fn describe_owner(uid: Option<&str>, e: &Existing) -> String {
         (Some(_), Some(ns), Some(name)) => format!("MultiCloudWorkload {ns}/{name}"),
         (Some(uid), _, _) => format!("another MultiCloudWorkload (uid {uid})"),
         (None, _, _) => match e.labels.get("app.kubernetes.io/managed-by") {
-            Some(m) => format!("not Bascule (managed by {m})"),
-            None => "not Bascule".to_string(),
+            Some(m) => format!("another owner (managed-by {m})"),
+            None => "another owner (no Bascule labels)".to_string(),
         },
     }
 }
@@ -185,7 +185,7 @@ mod tests {
                 },
                 Action::Conflict {
                     key: ObjectKey::of(&obj("Service", "web")),
-                    owner: "not Bascule (managed by Helm)".into()
+                    owner: "another owner (managed-by Helm)".into()
                 },
             ]
         );
