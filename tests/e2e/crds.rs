@@ -35,7 +35,12 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
             let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
             let mut accepted = 0;
             for entry in std::fs::read_dir(&examples)? {
-                let text = std::fs::read_to_string(entry?.path())?;
+                // Files only: examples/gitops/ is a Kustomize layout (tests/e2e/gitops.rs).
+                let path = entry?.path();
+                if path.extension().is_none_or(|x| x != "yaml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(path)?;
                 for mut doc in serde_saphyr::from_multiple::<Value>(&text)? {
                     match doc["kind"].as_str() {
                         Some("MemberCluster") => {
