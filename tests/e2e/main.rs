@@ -14,8 +14,10 @@
 //! To add tests: write a module with `pub fn trials(topology: &Topology) -> Vec<Trial>` built
 //! with `support::trial`, and add it to `all_trials` below.
 
+mod chart;
 mod crds;
 mod failover;
+mod gitops;
 mod members;
 mod smoke;
 mod support;
@@ -33,6 +35,8 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(crds::trials(topology));
     trials.extend(workloads::trials(topology));
     trials.extend(failover::trials(topology));
+    trials.extend(chart::trials(topology));
+    trials.extend(gitops::trials(topology));
     trials
 }
 

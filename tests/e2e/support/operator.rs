@@ -38,6 +38,8 @@ pub struct OperatorOptions {
     pub log_filter: Option<String>,
     /// More arguments after `run --namespace NS`.
     pub extra_args: Vec<String>,
+    /// `KUBECONFIG` for the operator; default: the harness' hub kubeconfig (cluster admin).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl OperatorOptions {
@@ -47,6 +49,7 @@ impl OperatorOptions {
             label: label.to_string(),
             log_filter: None,
             extra_args: Vec::new(),
+            kubeconfig: None,
         }
     }
 }
@@ -67,9 +70,13 @@ impl Operator {
         let dir = h.dir().join("operator-logs");
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let log = dir.join(format!("{}.log", super::unique_name(&options.label)));
+        let kubeconfig = options
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| h.kubeconfig(h.hub()));
         let mut op = Operator {
             options,
-            kubeconfig: h.kubeconfig(h.hub()),
+            kubeconfig,
             log,
             child: None,
             starts: 0,
