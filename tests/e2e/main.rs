@@ -18,6 +18,8 @@ mod chart;
 mod crds;
 mod failover;
 mod gitops;
+mod leader;
+mod least_privilege;
 mod members;
 mod smoke;
 mod support;
@@ -37,6 +39,8 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(failover::trials(topology));
     trials.extend(chart::trials(topology));
     trials.extend(gitops::trials(topology));
+    trials.extend(leader::trials(topology));
+    trials.extend(least_privilege::trials(topology));
     trials
 }
 

@@ -39,8 +39,9 @@ use kube::{Client, ResourceExt};
 use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
+use crate::support::member_rbac;
 use crate::support::metrics::RequestCounts;
-use crate::support::operator::{Operator, OperatorOptions, secret_kubeconfig};
+use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{Harness, TestResult, Topology, trial, unique_name};
 
 const EKS: &str = "eks-use1";
@@ -1867,7 +1868,8 @@ impl Fixture {
         }
         for m in [EKS, GKE] {
             let name = unique_name(m);
-            let kubeconfig = secret_kubeconfig(&self.h.kubeconfig(m))?;
+            // The member's least-privilege ServiceAccount, as in production.
+            let kubeconfig = member_rbac::kubeconfig(self.h, m).await?;
             self.secret(&name, &kubeconfig).await?;
             self.member_cluster(&name, &name, None).await?;
             self.names.insert(m.to_string(), name);
