@@ -234,7 +234,20 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .map(|n| (n.clone(), observe(ctx, n, &uid)))
         .collect();
-    let step = migrate::step(&decision.placement, &fleet, w.spec.failover.purge_mode);
+    // After an outage, members come back Recovering: removing anything then could undo what
+    // the next, better-informed decision wants (a standby dropped while one member was seen
+    // down first). Removals wait until no member concerned is Recovering or Unknown.
+    let settling = names.iter().any(|n| {
+        ctx.pool
+            .snapshot(n)
+            .is_some_and(|s| matches!(s.health, ClusterHealth::Recovering | ClusterHealth::Unknown))
+    });
+    let step = migrate::step(
+        &decision.placement,
+        &fleet,
+        w.spec.failover.purge_mode,
+        settling,
+    );
 
     let mut kinds: BTreeSet<String> = w
         .spec

@@ -126,9 +126,15 @@ fn affected(
         .into_iter()
         .filter(|w| {
             let status = w.status.clone().unwrap_or_default();
-            status.clusters.iter().any(|c| c.name == cluster)
+            if status.clusters.iter().any(|c| c.name == cluster)
                 || w.uid().is_some_and(|uid| there.contains(&uid))
-                || decision_for(w, snapshots, now).0.placement != current_placement(&status)
+            {
+                return true;
+            }
+            // The decision would change, or a failback becomes possible (its window then needs
+            // a reconcile to be timed).
+            let (d, _, _) = decision_for(w, snapshots, now);
+            d.placement != current_placement(&status) || d.preferred != d.summary()
         })
         .map(|w| ObjectRef::from_obj(&*w))
         .collect()

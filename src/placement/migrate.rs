@@ -38,8 +38,10 @@ pub struct Step {
     pub held: Vec<String>,
 }
 
-/// The next step toward `target` (the decision's placement) from `fleet`.
-pub fn step(target: &Replicas, fleet: &Fleet, purge: PurgeMode) -> Step {
+/// The next step toward `target` (the decision's placement) from `fleet`. With `settling`
+/// (some cluster concerned is still recovering or not yet probed after an outage), nothing
+/// shrinks: removals wait until the fleet's health has settled.
+pub fn step(target: &Replicas, fleet: &Fleet, purge: PurgeMode, settling: bool) -> Step {
     let target_available = target.iter().all(|(name, &want)| match fleet.get(name) {
         Some(Some(r)) => r.available >= want,
         Some(None) => true, // unreachable: nothing to wait for there
@@ -59,6 +61,7 @@ pub fn step(target: &Replicas, fleet: &Fleet, purge: PurgeMode) -> Step {
         };
         let release = match purge {
             _ if want >= running => true,
+            _ if settling => false,
             PurgeMode::Directly => true,
             PurgeMode::Never if want == 0 => false,
             PurgeMode::Gracefully | PurgeMode::Never => target_available,
@@ -95,18 +98,18 @@ mod tests {
         let target = replicas(&[("gke", 10)]);
         // Before: eks runs 10. The surge starts; eks keeps its 10.
         let fleet: Fleet = [("eks".into(), run(10, 10))].into();
-        let s = step(&target, &fleet, PurgeMode::Gracefully);
+        let s = step(&target, &fleet, PurgeMode::Gracefully, false);
         assert_eq!(s.replicas, replicas(&[("eks", 10), ("gke", 10)]));
         assert_eq!(s.held, vec!["eks"]);
         // gke has 6 of 10 available: still held.
         let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(10, 6))].into();
         assert_eq!(
-            step(&target, &fleet, PurgeMode::Gracefully).held,
+            step(&target, &fleet, PurgeMode::Gracefully, false).held,
             vec!["eks"]
         );
         // gke is available: eks is drained.
         let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(10, 10))].into();
-        let s = step(&target, &fleet, PurgeMode::Gracefully);
+        let s = step(&target, &fleet, PurgeMode::Gracefully, false);
         assert_eq!(s.replicas, replicas(&[("eks", 0), ("gke", 10)]));
         assert!(s.held.is_empty());
     }
@@ -115,13 +118,13 @@ mod tests {
     fn unreachable_clusters_are_left_alone_and_not_waited_for() {
         let target = replicas(&[("gke", 10)]);
         let fleet: Fleet = [("eks".into(), None), ("gke".into(), run(0, 0))].into();
-        let s = step(&target, &fleet, PurgeMode::Gracefully);
+        let s = step(&target, &fleet, PurgeMode::Gracefully, false);
         assert_eq!(s.replicas, replicas(&[("gke", 10)]));
         // An unreachable target cluster does not block draining elsewhere.
         let target = replicas(&[("eks", 5), ("gke", 5)]);
         let fleet: Fleet = [("eks".into(), None), ("gke".into(), run(10, 10))].into();
         assert_eq!(
-            step(&target, &fleet, PurgeMode::Gracefully).replicas,
+            step(&target, &fleet, PurgeMode::Gracefully, false).replicas,
             replicas(&[("gke", 5)])
         );
     }
@@ -131,7 +134,7 @@ mod tests {
         let target = replicas(&[("eks", 5)]);
         let fleet: Fleet = [("eks".into(), run(10, 10))].into();
         assert_eq!(
-            step(&target, &fleet, PurgeMode::Gracefully).replicas,
+            step(&target, &fleet, PurgeMode::Gracefully, false).replicas,
             target
         );
     }
@@ -140,16 +143,25 @@ mod tests {
     fn purge_modes_for_a_cluster_being_left() {
         let target = replicas(&[("gke", 10)]);
         let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(0, 0))].into();
-        let s = step(&target, &fleet, PurgeMode::Directly);
+        let s = step(&target, &fleet, PurgeMode::Directly, false);
         assert_eq!(s.replicas, replicas(&[("eks", 0), ("gke", 10)]));
         let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(10, 10))].into();
-        let s = step(&target, &fleet, PurgeMode::Never);
+        let s = step(&target, &fleet, PurgeMode::Never, false);
         assert_eq!(
             s.replicas,
             replicas(&[("eks", 10), ("gke", 10)]),
             "left running"
         );
         assert_eq!(s.held, vec!["eks"]);
+    }
+
+    #[test]
+    fn nothing_shrinks_while_the_fleet_settles() {
+        let target = replicas(&[("eks", 10)]);
+        let fleet: Fleet = [("eks".into(), run(10, 10)), ("gke".into(), run(2, 2))].into();
+        let s = step(&target, &fleet, PurgeMode::Directly, true);
+        assert_eq!(s.replicas, replicas(&[("eks", 10), ("gke", 2)]));
+        assert_eq!(s.held, vec!["gke"]);
     }
 
     proptest! {
@@ -164,7 +176,7 @@ mod tests {
                 0..4,
             ),
         ) {
-            let s = step(&target, &fleet, PurgeMode::Gracefully);
+            let s = step(&target, &fleet, PurgeMode::Gracefully, false);
             let available = target.iter().all(|(n, &w)| match fleet.get(n) {
                 Some(Some(r)) => r.available >= w,
                 Some(None) => true,
