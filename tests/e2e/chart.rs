@@ -65,6 +65,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The pinned tools, with their state kept under the run directory (never `~/.kube`,
 /// `~/.config/helm` or `~/.cache/helm`).
+#[derive(Clone)]
 pub struct Tools {
     pub kubectl: PathBuf,
     pub helm: PathBuf,

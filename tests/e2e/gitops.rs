@@ -11,10 +11,12 @@
 //!   command (`kubectl apply --server-side --force-conflicts -f charts/bascule/crds/`); both
 //!   overlays pass `bascule plan` offline; with `bascule run` running, the real kubectl applies
 //!   the staging overlay (`apply -k`) and `kubectl wait --for=condition=Ready` returns once
-//!   everything is placed and available; the live objects are Healthy for the Lua check; then the
-//!   production overlay is applied over it and `kubectl wait` returns only once the *new*
-//!   generation is Ready (kstatus: observedGeneration on the status and on each condition) with
-//!   the production replica counts available in the members.
+//!   everything is placed and available; the live objects are Healthy for the Lua check. Then,
+//!   with the operator stopped, the production overlay is applied over it: the hub holds the new
+//!   spec beside the old generation's Ready=True, the Lua check says Progressing, and
+//!   `kubectl wait` does not return on that stale Ready (kstatus: observedGeneration on the status
+//!   and on each condition); once the operator runs again it returns, with the production replica
+//!   counts available in the members.
 //!
 //! The second trial uses the layout's fixed names (MemberClusters eks-use1 and gke-euw1,
 //! namespace shop) and fails at once if the hub already has them.
@@ -657,8 +659,19 @@ impl Shop {
         }
         ensure!(verdicts.len() == 2, "{} live workloads", verdicts.len());
 
-        // Production over it: kubectl wait must not return on the staging generation's Ready.
-        let t = Instant::now();
+        // Production over it, applied while the operator is stopped, so that the hub holds the
+        // new spec beside the staging generation's Ready=True: `kubectl wait` must not take that
+        // stale Ready, and Argo CD's check must say Progressing.
+        let stopped = self
+            .operator
+            .as_mut()
+            .ok_or("no operator")?
+            .stop(Duration::from_secs(10))?;
+        ensure!(
+            stopped.1,
+            "the operator did not stop on SIGTERM: {:?}",
+            stopped.0
+        );
         let out = self
             .kubectl(&["apply", "-k", "examples/gitops/overlays/production"])
             .await?;
@@ -667,38 +680,67 @@ impl Shop {
                 && out.contains("multicloudworkload.bascule.dev/catalog configured"),
             "kubectl apply -k production:\n{out}"
         );
-        let right_after: Value = serde_json::from_str(
+        let stale: Value = serde_json::from_str(
             &self
                 .kubectl(&["get", "mcw", "-n", SHOP, "-o", "json"])
                 .await?,
         )?;
-        for w in right_after["items"].as_array().into_iter().flatten() {
-            println!(
-                "right after apply: {} generation {} observed {} Ready={}",
-                w["metadata"]["name"],
-                w["metadata"]["generation"],
-                w["status"]["observedGeneration"],
-                w["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|c| c["type"] == "Ready")
-                    .map(|c| c["status"].clone())
-                    .unwrap_or(Value::Null)
+        let stale = stale["items"].as_array().cloned().unwrap_or_default();
+        for w in &stale {
+            let ready = w["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready");
+            ensure!(
+                w["metadata"]["generation"] == 2
+                    && w["status"]["observedGeneration"] == 1
+                    && ready.is_some_and(|c| c["status"] == "True"),
+                "not the stale state this step needs: {}",
+                w["status"]
             );
         }
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Ready",
-            "mcw",
-            "--all",
-            "-n",
-            SHOP,
-            WAIT,
-        ])
-        .await?;
+        let verdicts = health(&runner, &repo_root().join(HEALTH_LUA), &stale).await?;
+        for v in &verdicts {
+            ensure!(
+                *v == json!({"status": "Progressing",
+                             "message": "Waiting for Bascule to act on generation 2"}),
+                "health.lua on a stale live status: {v}"
+            );
+        }
+        let tools = self.tools.clone();
+        let hub_kubeconfig = self.hub_kubeconfig.clone();
+        let waiting = tokio::spawn(async move {
+            let t = Instant::now();
+            tools
+                .kubectl(
+                    &hub_kubeconfig,
+                    &[
+                        "wait",
+                        "--for=condition=Ready",
+                        "mcw",
+                        "--all",
+                        "-n",
+                        SHOP,
+                        WAIT,
+                    ],
+                )
+                .await
+                .map(|_| t.elapsed())
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ensure!(
+            !waiting.is_finished(),
+            "kubectl wait returned on the previous generation's Ready=True: {:?}",
+            waiting.await
+        );
+        let t = Instant::now();
+        self.operator.as_mut().ok_or("no operator")?.start_again()?;
+        let waited = waiting.await??;
         println!(
-            "production: applied and Ready in {:.1} s",
+            "production: kubectl wait held {:.1} s on the stale Ready=True, returned {:.1} s after \
+             the operator started again",
+            waited.as_secs_f64() - t.elapsed().as_secs_f64(),
             t.elapsed().as_secs_f64()
         );
         self.check_placed(&[("checkout", 10, 12), ("catalog", 10, 10)], "production")
