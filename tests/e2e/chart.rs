@@ -190,6 +190,30 @@ pub async fn output(
     }
 }
 
+/// A trial body's result, its panic turned into an error (so that the cleanup still runs).
+pub async fn catch_panic(body: impl std::future::Future<Output = TestResult>) -> TestResult {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(body).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into())
+            .into()),
+    }
+}
+
+/// A trial's result with its cleanup's failure added.
+pub fn and_cleanup(result: TestResult, cleanup: Result<(), String>) -> TestResult {
+    match (result, cleanup) {
+        (Err(e), Err(c)) => Err(format!("{e}\n(and the cleanup failed: {c})").into()),
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Err(c)) => Err(format!("cleanup: {c}").into()),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
 /// Combined stdout and stderr.
 pub fn text(out: &Output) -> String {
     format!(
@@ -667,25 +691,8 @@ async fn install_and_carry_a_workload(h: &'static Harness) -> TestResult {
         clusters: Vec::new(),
         operator: None,
     };
-    let result = {
-        use futures::FutureExt;
-        match std::panic::AssertUnwindSafe(fx.body()).catch_unwind().await {
-            Ok(r) => r,
-            Err(panic) => Err(panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into())
-                .into()),
-        }
-    };
-    let cleanup = fx.cleanup().await;
-    let result = match (result, cleanup) {
-        (Err(e), Err(c)) => Err(format!("{e}\n(and the cleanup failed: {c})").into()),
-        (Err(e), Ok(())) => Err(e),
-        (Ok(()), Err(c)) => Err(format!("cleanup: {c}").into()),
-        (Ok(()), Ok(())) => Ok(()),
-    };
+    let result = catch_panic(fx.body()).await;
+    let result = and_cleanup(result, fx.cleanup().await);
     match &fx.operator {
         Some(op) => op.annotate(result),
         None => result,

@@ -32,7 +32,7 @@ use kube::{Client, ResourceExt};
 use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
-use crate::chart::{Tools, objects, output, run, text};
+use crate::chart::{Tools, and_cleanup, catch_panic, objects, output, run, text};
 use crate::support::operator::{Operator, OperatorOptions, secret_kubeconfig};
 use crate::support::{Harness, TestResult, Topology, repo_root, trial, unique_name};
 
@@ -472,25 +472,8 @@ async fn overlays_apply_and_wait(h: &'static Harness) -> TestResult {
         operator: None,
         applied: false,
     };
-    let result = {
-        use futures::FutureExt;
-        match std::panic::AssertUnwindSafe(fx.body()).catch_unwind().await {
-            Ok(r) => r,
-            Err(panic) => Err(panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into())
-                .into()),
-        }
-    };
-    let cleanup = fx.cleanup().await;
-    let result = match (result, cleanup) {
-        (Err(e), Err(c)) => Err(format!("{e}\n(and the cleanup failed: {c})").into()),
-        (Err(e), Ok(())) => Err(e),
-        (Ok(()), Err(c)) => Err(format!("cleanup: {c}").into()),
-        (Ok(()), Ok(())) => Ok(()),
-    };
+    let result = catch_panic(fx.body()).await;
+    let result = and_cleanup(result, fx.cleanup().await);
     match &fx.operator {
         Some(op) => op.annotate(result),
         None => result,
