@@ -154,6 +154,16 @@ pub fn decision_for(
     (decision, rebalance, why)
 }
 
+/// `apiVersion/kind` of every manifest in the workload's template.
+fn template_kinds(w: &MultiCloudWorkload) -> BTreeSet<String> {
+    w.spec
+        .template
+        .manifests
+        .iter()
+        .map(|m| apply::type_key(&m.0))
+        .collect()
+}
+
 /// Clusters where the workload has had no available replica although it should, and since when.
 fn unavailable_since(status: &MultiCloudWorkloadStatus) -> BTreeMap<String, Timestamp> {
     status
@@ -249,13 +259,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         settling,
     );
 
-    let mut kinds: BTreeSet<String> = w
-        .spec
-        .template
-        .manifests
-        .iter()
-        .map(|m| apply::type_key(&m.0))
-        .collect();
+    let mut kinds: BTreeSet<String> = template_kinds(w);
     kinds.extend(previous.kinds.iter().cloned());
     let mut syncs = Vec::new();
     for (cluster, &replicas) in &step.replicas {
@@ -307,13 +311,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     }
     let results = join_all(syncs).await;
 
-    let mut placed_kinds: BTreeSet<String> = w
-        .spec
-        .template
-        .manifests
-        .iter()
-        .map(|m| apply::type_key(&m.0))
-        .collect();
+    let mut placed_kinds: BTreeSet<String> = template_kinds(w);
     let mut retry = fleet.values().any(Option::is_none);
     // Members where something was just written: what they report predates it.
     let mut changed = BTreeSet::new();
@@ -601,13 +599,7 @@ fn next_deadline(
 async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let uid = w.uid().unwrap_or_default();
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
-    let mut kinds: BTreeSet<String> = w
-        .spec
-        .template
-        .manifests
-        .iter()
-        .map(|m| apply::type_key(&m.0))
-        .collect();
+    let mut kinds: BTreeSet<String> = template_kinds(w);
     kinds.extend(w.status.iter().flat_map(|s| s.kinds.iter().cloned()));
     let members: Vec<(String, kube::Client, bool)> = ctx
         .pool
