@@ -3,10 +3,18 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+/// This checkout, read at run time: the shared build cache (scripts/lib.sh) can hold a test
+/// binary built from another checkout, whose compile-time path would point there.
+fn repo() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 fn bascule(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bascule"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(repo())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -72,11 +80,7 @@ fn an_unsatisfiable_what_if_exits_3() {
 
 #[test]
 fn bad_input_exits_1_naming_file_line_and_field() {
-    let clusters = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/clusters.yaml"
-    ))
-    .unwrap();
+    let clusters = std::fs::read_to_string(repo().join("examples/clusters.yaml")).unwrap();
     let broken = clusters.replace("provider: gcp", "provider: azure");
     let line = broken.lines().position(|l| l.contains("azure")).unwrap() + 1;
     let out = bascule(&["plan", "-"], Some(&broken));
@@ -90,11 +94,7 @@ fn bad_input_exits_1_naming_file_line_and_field() {
 
 #[test]
 fn a_cel_violation_is_bad_input_with_the_crds_message() {
-    let divided = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/divided.yaml"
-    ))
-    .unwrap();
+    let divided = std::fs::read_to_string(repo().join("examples/divided.yaml")).unwrap();
     let out = bascule(
         &["plan", "-"],
         Some(&divided.replace("weight: 30", "weight: 0")),
@@ -137,10 +137,7 @@ fn crd_prints_what_crds_holds() {
         "memberclusters.bascule.dev.yaml",
         "multicloudworkloads.bascule.dev.yaml",
     ] {
-        expected.push_str(
-            &std::fs::read_to_string(format!("{}/crds/{name}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap(),
-        );
+        expected.push_str(&std::fs::read_to_string(repo().join("crds").join(name)).unwrap());
     }
     assert_eq!(
         text(&out.stdout),

@@ -241,14 +241,8 @@ mod tests {
     use k8s_openapi::jiff::SignedDuration;
 
     fn workload() -> MultiCloudWorkload {
-        let mut w: MultiCloudWorkload = serde_saphyr::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/examples/divided.yaml"
-            ))
-            .unwrap(),
-        )
-        .unwrap();
+        let mut w: MultiCloudWorkload =
+            serde_saphyr::from_str(include_str!("../../examples/divided.yaml")).unwrap();
         w.metadata.generation = Some(4);
         w
     }

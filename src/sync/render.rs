@@ -243,13 +243,7 @@ mod tests {
     }
 
     fn checkout() -> MultiCloudWorkload {
-        workload(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/examples/failover.yaml"
-            ))
-            .unwrap(),
-        )
+        workload(include_str!("../../examples/failover.yaml"))
     }
 
     #[test]

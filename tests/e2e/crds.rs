@@ -32,7 +32,7 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
             };
 
             // Every example is accepted as it is.
-            let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+            let examples = crate::support::repo_root().join("examples");
             let mut accepted = 0;
             for entry in std::fs::read_dir(&examples)? {
                 // Files only: examples/gitops/ is a Kustomize layout (tests/e2e/gitops.rs).

@@ -78,9 +78,13 @@ impl Topology {
     }
 }
 
-/// The repository root (where `e2e/cluster` lives).
+/// The repository root (where `e2e/cluster` lives), read at run time: the shared build cache
+/// (scripts/lib.sh) can hold a test binary built from another checkout, whose compile-time
+/// path would point there.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Where run directories live: `$BASCULE_E2E_RUNS`, default `$TMPDIR/bascule-e2e`.
