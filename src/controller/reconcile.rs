@@ -383,8 +383,11 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     status.recent_moves = recent_moves;
 
     if Some(&status) != w.status.as_ref() {
-        write_status(w, &namespace, &status, ctx).await?;
+        // Events first: they are derived from the change of status, so a process killed
+        // between the two would otherwise leave the story without its start (FailoverStarted)
+        // for good. This way a kill at worst tells it twice.
         publish_events(w, &previous, &status, why, ctx).await;
+        write_status(w, &namespace, &status, ctx).await?;
     }
 
     if retry {
@@ -400,9 +403,11 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// Right after a start, members are Unknown until their first probe (a second or two); a
-/// decision made then would hold everything and report every member unreachable, only to be
-/// corrected at once. Wait for the first probes instead, but never longer than the grace.
+/// Right after a start, members are Unknown until their first probe (a second or two), and
+/// what a reachable member runs is unknown until its objects are listed; a decision made then
+/// would hold everything and report members unreachable or empty, only to be corrected at
+/// once (two status writes and an Event after a restart that changed nothing). Wait for the
+/// first probes and lists instead, but never longer than the grace.
 fn first_probes_pending(ctx: &Context) -> Option<Duration> {
     if ctx.started.elapsed() >= STARTUP_GRACE {
         return None;
@@ -410,7 +415,10 @@ fn first_probes_pending(ctx: &Context) -> Option<Duration> {
     let pending = !ctx.pool.listed()
         || ctx.pool.names().iter().any(|n| {
             ctx.pool.connection(n).is_some()
-                && ctx.pool.probe_stats(n).is_some_and(|p| p.probes == 0)
+                && (ctx.pool.probe_stats(n).is_some_and(|p| p.probes == 0)
+                    || (ctx.pool.snapshot(n).is_some_and(|s| {
+                        matches!(s.health, ClusterHealth::Healthy | ClusterHealth::Recovering)
+                    }) && !ctx.observer.synced(n)))
         });
     pending.then_some(Duration::from_millis(500))
 }

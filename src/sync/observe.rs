@@ -98,6 +98,13 @@ impl Observer {
         Some(total)
     }
 
+    /// Whether `cluster`'s objects have been listed once over its current connection.
+    pub fn synced(&self, cluster: &str) -> bool {
+        self.read()
+            .get(cluster)
+            .is_some_and(|v| v.synced.len() == KINDS.len())
+    }
+
     /// Clusters where the workload with `uid` has objects.
     pub fn clusters_of(&self, uid: &str) -> Vec<String> {
         self.read()

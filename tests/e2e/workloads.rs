@@ -1010,12 +1010,16 @@ async fn restart(fx: &mut Fixture) -> TestResult {
     let mut failures = Vec::new();
     for (i, (name, _)) in clusters.iter().enumerate() {
         let fg = after[i].since(&before[i])?.foreground_writes();
+        // The members' own controllers post Events now and then (kwok's pods, endpoint
+        // slices); the operator cannot: its member ServiceAccount has no right on events
+        // (deploy/member-rbac.yaml), so they are not counted against it.
+        let by_operator = fg.filter(|k| k.resource != "events");
         println!(
             "{name}: {} write requests in the 15 s after the restart ({fg})",
             fg.total()
         );
-        if name != fx.h.hub() && fg.total() > 0 {
-            failures.push(format!("{name}: {fg}"));
+        if name != fx.h.hub() && by_operator.total() > 0 {
+            failures.push(format!("{name}: {by_operator}"));
         }
     }
     if hub_before != hub_after {
