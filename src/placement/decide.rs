@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::{PlacementMode, Provider};
+use crate::api::{ClusterHealth, PlacementMode, Provider};
 
 use super::apportion::{Share, apportion};
 use super::decision::{ClusterDecision, Decision, Outcome};
@@ -22,6 +22,8 @@ struct Candidate<'a> {
     capacity_limited: bool,
     /// Replicas a Hold cluster keeps whatever the spec prefers (see `cap_holds`).
     hold: u64,
+    /// The cluster itself is Unhealthy (not merely filtered, drained or tainted).
+    unhealthy: bool,
 }
 
 impl Candidate<'_> {
@@ -156,6 +158,7 @@ fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> 
                 max,
                 capacity_limited,
                 hold: 0,
+                unhealthy: c.health == ClusterHealth::Unhealthy,
             }
         })
         .collect();
@@ -175,6 +178,7 @@ fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> 
                 max: 0,
                 capacity_limited: false,
                 hold: 0,
+                unhealthy: false,
             });
         }
     }
@@ -184,21 +188,59 @@ fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> 
 }
 
 /// Hold clusters keep their replicas, but never more than the spec asks for: a scale-down takes
-/// from them too, least preferred first.
+/// from them too, least preferred first. In Failover mode, what a Hold cluster keeps outside the
+/// active tier is standby and counts against `standbyReplicas`, not against the active replicas.
 fn cap_holds(req: &Request, cands: &mut [Candidate]) {
     let replicas = req.spec.replicas.max(0) as u64;
-    let duplicated = req.spec.placement.mode == PlacementMode::Duplicated;
+    let mode = req.spec.placement.mode;
+    let active = (mode == PlacementMode::Failover)
+        .then(|| active_tier(cands))
+        .flatten();
     let mut holds: Vec<usize> = (0..cands.len())
         .filter(|&i| matches!(cands[i].role, Role::Hold(_)))
         .collect();
     holds.sort_by_key(|&i| (cands[i].tier, i));
     let mut left = replicas;
+    let mut standby_left = standby_of(req.spec);
     for i in holds {
         let c = &mut cands[i];
         let keep = c.current.min(c.max);
-        c.hold = if duplicated { keep } else { keep.min(left) };
-        left -= c.hold.min(left);
+        let budget = if active.is_some() && c.tier > active {
+            &mut standby_left
+        } else {
+            &mut left
+        };
+        c.hold = if mode == PlacementMode::Duplicated {
+            keep
+        } else {
+            keep.min(*budget)
+        };
+        *budget -= c.hold.min(*budget);
     }
+}
+
+/// Failover mode: the tier that runs the workload, the first with a cluster that may receive
+/// replicas or that holds some. A Recovering cluster of the preferred tier still holding the
+/// replicas keeps its tier active, so the standby stays on the next one.
+fn active_tier(cands: &[Candidate]) -> Option<usize> {
+    cands
+        .iter()
+        .filter(|c| {
+            (c.can_receive() && c.max > 0)
+                || (matches!(c.role, Role::Hold(_)) && c.current.min(c.max) > 0)
+        })
+        .filter_map(|c| c.tier)
+        .min()
+}
+
+/// Standby replicas asked for: never more than the replicas they stand in for (the CRD rejects
+/// it too).
+fn standby_of(spec: &crate::api::MultiCloudWorkloadSpec) -> u64 {
+    if spec.placement.mode != PlacementMode::Failover {
+        return 0;
+    }
+    let replicas = spec.replicas.max(0) as u64;
+    (spec.placement.standby_replicas.unwrap_or(0).max(0) as u64).min(replicas)
 }
 
 /// Replicas the spec asks for in total (Duplicated: per cluster × eligible clusters is not a
@@ -464,8 +506,16 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
     // Spread constraints do not apply in Failover mode (the CRD rejects them): a tier's clusters
     // are listed by the tier itself.
     let (max_clusters, min_clusters) = (usize::MAX, 0usize);
+    let active = active_tier(cands);
     let mut out: Vec<u64> = cands.iter().map(Candidate::held).collect();
-    let mut remaining = replicas.saturating_sub(out.iter().sum());
+    // What Hold clusters keep beyond the active tier is standby (see `cap_holds`).
+    let held_standby: u64 = cands
+        .iter()
+        .filter(|c| c.tier > active)
+        .map(Candidate::held)
+        .sum();
+    let held_active: u64 = out.iter().sum::<u64>() - held_standby;
+    let mut remaining = replicas.saturating_sub(held_active);
 
     // Hold clusters keep their replicas on top of maxClusters, as in the other modes.
     let mut slots = max_clusters;
@@ -480,7 +530,7 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
     let tiers: Vec<usize> = (0..spec.tier_count())
         .filter(|&t| !receivers(t, cands, usize::MAX).is_empty())
         .collect();
-    let (mut first_used, mut last_used) = (None, None);
+    let mut last_used = None;
     for (k, &t) in tiers.iter().enumerate() {
         if remaining == 0 && last_used.is_some() {
             break;
@@ -520,9 +570,6 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
         if placed > 0 || last_used.is_none() {
             last_used = Some(k);
         }
-        if first_used.is_none() {
-            first_used = Some(k);
-        }
         if k > 0 && placed > 0 {
             notes.push(format!(
                 "{} spills over: earlier tiers had no room for {remaining} replica(s)",
@@ -532,39 +579,88 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
         remaining -= placed;
     }
 
-    // Standby never exceeds the replicas it stands in for (the CRD rejects it too).
-    let standby = (spec.spec.placement.standby_replicas.unwrap_or(0).max(0) as u64).min(replicas);
+    // The standby goes to the first tier after the active one that may receive.
+    let active = out
+        .iter()
+        .zip(cands.iter())
+        .filter(|(o, _)| **o > 0)
+        .filter_map(|(_, c)| c.tier)
+        .min()
+        .or(active);
+    let mut standby = standby_of(spec.spec).saturating_sub(held_standby);
     if standby > 0 && replicas > 0 {
-        match first_used.and_then(|k| tiers.get(k + 1)) {
-            Some(&t) => {
-                // Clusters with room; those already running replicas take no new maxClusters slot.
-                let (used, unused): (Vec<usize>, Vec<usize>) = receivers(t, cands, usize::MAX)
-                    .into_iter()
-                    .filter(|&i| out[i] < cands[i].max)
-                    .partition(|&i| out[i] > 0);
-                let r: Vec<usize> = used
-                    .into_iter()
-                    .chain(unused.into_iter().take(slots))
-                    .collect();
-                if r.is_empty() {
-                    notes.push(format!(
-                        "spread.maxClusters leaves no cluster for {standby} standby replica(s)"
-                    ));
-                }
-                let shares: Vec<Share> = r
-                    .iter()
-                    .map(|&i| Share::new(1, 0, cands[i].max.saturating_sub(out[i])))
-                    .collect();
-                for (j, v) in apportion(standby, &shares).into_iter().enumerate() {
-                    out[r[j]] += v;
-                }
+        if let Some(&t) = tiers.iter().find(|&&t| Some(t) > active) {
+            // Clusters with room; those already running replicas take no new maxClusters slot.
+            let (used, unused): (Vec<usize>, Vec<usize>) = receivers(t, cands, usize::MAX)
+                .into_iter()
+                .filter(|&i| out[i] < cands[i].max)
+                .partition(|&i| out[i] > 0);
+            let r: Vec<usize> = used
+                .into_iter()
+                .chain(unused.into_iter().take(slots))
+                .collect();
+            if r.is_empty() {
+                notes.push(format!(
+                    "spread.maxClusters leaves no cluster for {standby} standby replica(s)"
+                ));
             }
-            None => notes.push(format!(
+            let shares: Vec<Share> = r
+                .iter()
+                .map(|&i| Share::new(1, 0, cands[i].max.saturating_sub(out[i])))
+                .collect();
+            for (j, v) in apportion(standby, &shares).into_iter().enumerate() {
+                out[r[j]] += v;
+                standby -= v;
+            }
+        }
+        keep_standby_with_nowhere_to_go(cands, &mut out, active, &mut standby);
+        if standby > 0 {
+            notes.push(format!(
                 "no healthy tier after the active one for {standby} standby replica(s)"
-            )),
+            ));
         }
     }
     out
+}
+
+/// Standby replicas on an Unhealthy cluster stay there while no healthy cluster can take them:
+/// removing them helps nothing (the cluster may not even answer), and dropping them from the
+/// placement would delete them when the cluster returns, only to create them again. Seen when
+/// every member is lost a few seconds apart: the standby's cluster is detected first.
+fn keep_standby_with_nowhere_to_go(
+    cands: &mut [Candidate],
+    out: &mut [u64],
+    active: Option<usize>,
+    standby: &mut u64,
+) {
+    let mut stranded: Vec<usize> = (0..cands.len())
+        .filter(|&i| {
+            let c = &cands[i];
+            c.unhealthy
+                && matches!(c.role, Role::Evict(_))
+                && c.current > 0
+                && out[i] == 0
+                && active.is_some()
+                && c.tier > active
+        })
+        .collect();
+    stranded.sort_by_key(|&i| (cands[i].tier, i));
+    for i in stranded {
+        if *standby == 0 {
+            break;
+        }
+        let keep = cands[i].current.min(cands[i].max).min(*standby);
+        if keep == 0 {
+            continue;
+        }
+        let Role::Evict(why) = &cands[i].role else {
+            continue;
+        };
+        cands[i].role = Role::Hold(format!("{why}; its standby has nowhere else to go"));
+        cands[i].hold = keep;
+        out[i] = keep;
+        *standby -= keep;
+    }
 }
 
 /// Keeps every replica that may stay, then trims or fills toward the preferred placement:

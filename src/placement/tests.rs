@@ -213,6 +213,78 @@ fn failover_standby_goes_to_the_next_tier() {
     );
 }
 
+/// Every member lost a few seconds apart (e2e scenario f): whichever is seen down first, and
+/// in whatever order they come back, the placement in force stays `EKS=10,GKE=2`, so nothing
+/// is removed anywhere on their return.
+#[test]
+fn failover_standby_survives_a_staggered_total_outage() {
+    let mut s = spec(FAILOVER);
+    s.placement.standby_replicas = Some(2);
+    let before = replicas(&[("eks-use1", 10), ("gke-euw1", 2)]);
+    let recovering = |mut c: ClusterSnapshot| {
+        c.health = ClusterHealth::Recovering;
+        c
+    };
+    let steps: [(&str, [ClusterSnapshot; 2]); 4] = [
+        (
+            "standby's cluster seen down first",
+            [aws("eks-use1"), unhealthy(gcp("gke-euw1"))],
+        ),
+        (
+            "both down",
+            [unhealthy(aws("eks-use1")), unhealthy(gcp("gke-euw1"))],
+        ),
+        (
+            "standby's cluster healthy again first",
+            [recovering(aws("eks-use1")), gcp("gke-euw1")],
+        ),
+        (
+            "active cluster healthy again first",
+            [aws("eks-use1"), recovering(gcp("gke-euw1"))],
+        ),
+    ];
+    for (what, clusters) in steps {
+        let d = run(&s, &clusters, &before, Rebalance::Sticky);
+        assert_eq!(d.placement, before, "{what}: {d:?}");
+    }
+    // Seen down first, the standby stays, and says why.
+    let d = run(
+        &s,
+        &[aws("eks-use1"), unhealthy(gcp("gke-euw1"))],
+        &before,
+        Rebalance::Sticky,
+    );
+    assert!(
+        reason(&d, "gke-euw1").contains("its standby has nowhere else to go; keeps 2 replica(s)"),
+        "{}",
+        reason(&d, "gke-euw1")
+    );
+    // With another healthy cluster in a later tier, the standby moves there instead.
+    let mut three = spec(
+        "
+replicas: 10
+placement:
+  mode: Failover
+  standbyReplicas: 2
+  tiers:
+    - clusterNames: [eks-use1]
+    - clusterNames: [gke-euw1, gke-usc1]
+",
+    );
+    three.failover.cluster_toleration_seconds = 0;
+    let d = run(
+        &three,
+        &[aws("eks-use1"), unhealthy(gcp("gke-euw1")), gcp("gke-usc1")],
+        &before,
+        Rebalance::Sticky,
+    );
+    assert_eq!(
+        d.placement,
+        replicas(&[("eks-use1", 10), ("gke-usc1", 2)]),
+        "{d:?}"
+    );
+}
+
 #[test]
 fn fail_static_when_no_cluster_is_healthy() {
     let s = spec(FAILOVER);
@@ -681,7 +753,8 @@ proptest! {
     }
 
     /// Filtered clusters receive nothing: every replica sits on an Eligible cluster, or on a Hold
-    /// cluster that had at least as many — unless the decision is fail static.
+    /// cluster that had at least as many — unless the decision is fail static, or (Failover
+    /// mode) an Unhealthy cluster keeps standby replicas that have nowhere else to go.
     #[test]
     fn nothing_placed_on_filtered_clusters(case in arb_case()) {
         let d = decide_case(&case);
@@ -693,6 +766,16 @@ proptest! {
             match role_of(&case, name) {
                 eligibility::Role::Eligible => {}
                 eligibility::Role::Hold(_) => prop_assert!(r <= case.current.get(name).copied().unwrap_or(0)),
+                eligibility::Role::Evict(_)
+                    if case.spec.placement.mode == crate::api::PlacementMode::Failover
+                        && case.clusters.iter().any(|c| &c.name == name && c.health == ClusterHealth::Unhealthy) =>
+                {
+                    prop_assert!(r <= case.current.get(name).copied().unwrap_or(0));
+                    let standby = case.spec.placement.standby_replicas.unwrap_or(0) as u32;
+                    prop_assert!(r <= standby, "{} keeps {} > standbyReplicas {}: {:?}", name, r, standby, d);
+                    let why = &d.clusters.iter().find(|c| &c.name == name).unwrap().reason;
+                    prop_assert!(why.contains("standby has nowhere else to go"), "{}", why);
+                }
                 other => prop_assert!(false, "{} got {} replicas but is {:?}", name, r, other),
             }
         }
