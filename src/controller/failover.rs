@@ -160,13 +160,14 @@ pub fn is_failback(record: &FailoverRecord) -> bool {
     record.reason.starts_with("failback")
 }
 
-/// `decision`, but keeping `current` as the placement (a move the budget refused).
-pub fn held(mut decision: Decision, current: &Replicas, message: &str) -> Decision {
+/// `decision`, but keeping `current` as the placement: a move refused (`why`, e.g. "budget
+/// spent") or postponed, with `message` as the first note.
+pub fn held(mut decision: Decision, current: &Replicas, message: &str, why: &str) -> Decision {
     decision.placement = current.clone();
     for c in &mut decision.clusters {
         let keep = current.get(&c.name).copied().unwrap_or(0);
         if keep != c.replicas {
-            c.reason = format!("{}; move refused: budget spent", c.reason);
+            c.reason = format!("{}; move {why}", c.reason);
         }
         c.replicas = keep;
         c.selected = keep > 0;
@@ -307,7 +308,12 @@ mod tests {
     #[test]
     fn a_refused_move_keeps_the_current_placement() {
         let current = replicas(&[("eks", 10)]);
-        let d = held(decision(replicas(&[("gke", 10)])), &current, "budget spent");
+        let d = held(
+            decision(replicas(&[("gke", 10)])),
+            &current,
+            "budget spent",
+            "refused: budget spent",
+        );
         assert_eq!(d.placement, current);
         assert_eq!(d.notes[0], "budget spent");
         assert_eq!(d.outcome, Outcome::Satisfied);

@@ -201,6 +201,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let mut last_failover = previous.last_failover.clone();
     let mut problems = Vec::new();
     let mut budget_until = None;
+    let mut started = None;
     let decision = match failover::classify(&current, &decision, rebalance, why) {
         None => decision,
         Some(m) => match failover::admit(budget, &previous.recent_moves, now) {
@@ -210,7 +211,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
                     reason: "MoveBudgetExhausted",
                     message: message.clone(),
                 });
-                failover::held(decision, &current, &message)
+                failover::held(decision, &current, &message, "refused: budget spent")
             }
             failover::Admission::Start(moves) => {
                 if let Err(not_until) = ctx.failover_starts.check() {
@@ -220,17 +221,9 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
                     ));
                     return Ok(Action::requeue(wait.max(Duration::from_millis(50))));
                 }
-                tracing::info!(
-                    workload = %format!("{namespace}/{}", w.name_any()),
-                    from = ?m.from, to = ?m.to, reason = %m.reason,
-                    "move started"
-                );
                 recent_moves = moves;
-                ctx.metrics.move_started(match m.kind {
-                    failover::MoveKind::Failover => "failover",
-                    failover::MoveKind::Failback => "failback",
-                });
                 last_failover = Some(failover::started(&m, now));
+                started = Some(m);
                 decision
             }
         },
@@ -315,6 +308,8 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let mut retry = fleet.values().any(Option::is_none);
     // Members where something was just written: what they report predates it.
     let mut changed = BTreeSet::new();
+    // Members whose sync failed, with what went wrong.
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
     for (cluster, result) in results {
         match result {
             Ok(Ok(report)) => {
@@ -326,16 +321,20 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
             }
             Ok(Err(e)) => {
                 retry = true;
+                let message = format!("{cluster}: {e}");
+                failed.insert(cluster, message.clone());
                 problems.push(Problem {
                     reason: sync_reason(&e),
-                    message: format!("{cluster}: {e}"),
+                    message,
                 });
             }
             Err(_) => {
                 retry = true;
+                let message = format!("{cluster}: no answer within {}s", MEMBER_DEADLINE.as_secs());
+                failed.insert(cluster, message.clone());
                 problems.push(Problem {
                     reason: "MemberTimeout",
-                    message: format!("{cluster}: no answer within {}s", MEMBER_DEADLINE.as_secs()),
+                    message,
                 });
             }
         }
@@ -344,6 +343,55 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         // Not every member could be pruned: keep every kind known so far.
         placed_kinds.extend(kinds);
     }
+
+    // A move starts once its targets have taken the new replicas. A target that refuses them
+    // is often down too, not yet detected (every member lost a few seconds apart): recording
+    // the move then would carry it out on that member's return, against what it runs.
+    let refused: Vec<&str> = started.as_ref().map_or(Vec::new(), |m| {
+        m.to.iter()
+            .filter_map(|t| failed.get(t).map(String::as_str))
+            .collect()
+    });
+    let decision = match started.take() {
+        Some(m) if !refused.is_empty() => {
+            let message = format!(
+                "{} to {} postponed: {}",
+                if m.kind == failover::MoveKind::Failover {
+                    "failover"
+                } else {
+                    "failback"
+                },
+                m.to.join(", "),
+                refused.join("; ")
+            );
+            tracing::warn!(workload = %format!("{namespace}/{}", w.name_any()), %message);
+            recent_moves = failover::recent(budget, &previous.recent_moves, now);
+            last_failover = previous.last_failover.clone();
+            problems.push(Problem {
+                reason: "MovePostponed",
+                message: message.clone(),
+            });
+            failover::held(
+                decision,
+                &current,
+                &message,
+                "postponed: its target did not take the replicas",
+            )
+        }
+        Some(m) => {
+            tracing::info!(
+                workload = %format!("{namespace}/{}", w.name_any()),
+                from = ?m.from, to = ?m.to, reason = %m.reason,
+                "move started"
+            );
+            ctx.metrics.move_started(match m.kind {
+                failover::MoveKind::Failover => "failover",
+                failover::MoveKind::Failback => "failback",
+            });
+            decision
+        }
+        None => decision,
+    };
 
     let observations: Observations = names
         .iter()
