@@ -51,6 +51,43 @@ pub struct Context {
     /// does not stampede the others.
     pub failover_starts: governor::DefaultDirectRateLimiter,
     pub metrics: crate::metrics::Metrics,
+    /// The status this process last wrote per workload (by uid), with the resourceVersion of the
+    /// object it was computed from. Until the watch delivers the write, the store still shows
+    /// that version and an older status; deciding from it again would tell the same move twice.
+    pub written:
+        std::sync::Mutex<std::collections::HashMap<String, (String, MultiCloudWorkloadStatus)>>,
+}
+
+impl Context {
+    /// `w` with the status this process wrote last, when the store has not caught up with it
+    /// (once it has, the entry is dropped: the store is the truth again).
+    fn with_own_status(&self, w: &MultiCloudWorkload) -> Option<MultiCloudWorkload> {
+        let uid = w.metadata.uid.as_deref()?;
+        let mut written = self.written.lock().expect("not poisoned");
+        let (seen, status) = written.get(uid)?;
+        if w.metadata.resource_version.as_ref() != Some(seen) {
+            written.remove(uid);
+            return None;
+        }
+        let mut fresh = w.clone();
+        fresh.status = Some(status.clone());
+        Some(fresh)
+    }
+
+    fn remember_status(&self, w: &MultiCloudWorkload, status: &MultiCloudWorkloadStatus) {
+        if let (Some(uid), Some(rv)) = (&w.metadata.uid, &w.metadata.resource_version) {
+            self.written
+                .lock()
+                .expect("not poisoned")
+                .insert(uid.clone(), (rv.clone(), status.clone()));
+        }
+    }
+
+    fn forget_status(&self, w: &MultiCloudWorkload) {
+        if let Some(uid) = &w.metadata.uid {
+            self.written.lock().expect("not poisoned").remove(uid);
+        }
+    }
 }
 
 /// Why a reconcile failed; it is retried with backoff.
@@ -187,6 +224,8 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     if let Some(wait) = first_probes_pending(ctx) {
         return Ok(Action::requeue(wait));
     }
+    let fresh = ctx.with_own_status(w);
+    let w = fresh.as_ref().unwrap_or(w);
     let now = Timestamp::now();
     let uid = w.uid().unwrap_or_default();
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
@@ -436,6 +475,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         // for good. This way a kill at worst tells it twice.
         publish_events(w, &previous, &status, why, ctx).await;
         write_status(w, &namespace, &status, ctx).await?;
+        ctx.remember_status(w, &status);
     }
 
     if retry {
@@ -550,6 +590,16 @@ async fn publish_events(
     ctx: &Context,
 ) {
     let reference = w.object_ref(&());
+    // A placement that starts a move is told as that move, not as the rebalance mode's reason.
+    let new_move = after
+        .last_failover
+        .as_ref()
+        .filter(|r| before.last_failover.as_ref().map(|b| &b.started_at) != Some(&r.started_at));
+    let why = match new_move {
+        Some(r) if failover::is_failback(r) => "failback",
+        Some(_) => "failover",
+        None => why,
+    };
     if after.placement != before.placement {
         let note = format!(
             "placing {} ({why}; {})",
@@ -700,6 +750,7 @@ async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error>
     if !failed.is_empty() {
         return Err(Error::CleanupIncomplete(failed.join(", ")));
     }
+    ctx.forget_status(w);
     tracing::info!(workload = %format!("{namespace}/{}", w.name_any()), "removed from every member");
     Ok(Action::await_change())
 }

@@ -137,6 +137,7 @@ pub async fn run(
             std::num::NonZeroU32::new(opts.failover_starts_per_second.max(1)).expect("at least 1"),
         )),
         metrics: metrics.clone(),
+        written: Default::default(),
     });
 
     let controller = Controller::new(workloads, watcher::Config::default().any_semantic())

@@ -19,6 +19,7 @@
 //! | `e_flapping_member_one_failover_no_failback` | eks-use1 stopped and started every 5 s for 2 minutes → at most one failover, no failback |
 //! | `f_every_member_unreachable_nothing_deleted` | both members stopped at once and started again → no object deleted or scaled down anywhere, placement unchanged |
 //! | `g_sigkill_mid_failover_converges` | the operator SIGKILLed right after the failover started, restarted → converges, no orphan, no replicas beyond the surge |
+//! | `h_application_unavailable_moves_that_workload_only` | the checkout's pods never become Ready on eks-use1 (kwok keeps pods labelled `pod-not-ready.stage.kwok.x-k8s.io=true` Pending; an override sets it there only) → after `applicationTolerationSeconds` it moves to gke-euw1 and is 10/10 Available there; another workload on the same healthy member stays |
 //! | `bench_failover` (ignored) | scenario (a) 5 times, one line of figures per run; `e2e/bench-failover` summarises them |
 
 use std::collections::BTreeSet;
@@ -82,14 +83,14 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
             "failover::e_flapping_member_one_failover_no_failback",
             |h| async move { Fleet::run(h, FleetOptions::new("flap"), flapping).await },
         ),
-        // Ignored, not removed: the operator does not yet meet it (staggered detection drops the
-        // standby, or records a failover it cannot apply; docs/e2e.md "Failing today", issue 5).
-        // Run it with `-- --ignored failover::f`.
         trial(
             "failover::f_every_member_unreachable_nothing_deleted",
             |h| async move { Fleet::run(h, FleetOptions::new("allout"), all_unreachable).await },
-        )
-        .with_ignored_flag(true),
+        ),
+        trial(
+            "failover::h_application_unavailable_moves_that_workload_only",
+            |h| async move { Fleet::run(h, FleetOptions::new("appfail"), app_failover).await },
+        ),
         trial(
             "failover::g_sigkill_mid_failover_converges",
             |h| async move { Fleet::run(h, FleetOptions::new("sigkill"), sigkill).await },
@@ -141,6 +142,138 @@ fn checkout(standby: i32, failback: Value) -> Value {
              "spec": {"selector": {"app": WORKLOAD}, "ports": [{"port": 80, "targetPort": 8080}]}},
         ]},
     })
+}
+
+/// Application failover's toleration in trial (h) (the CRD's minimum).
+const APP_TOLERATION: u64 = 10;
+
+/// The checkout's pods never become Ready on eks-use1 (scenario h); its replicas move to gke-euw1
+/// after the toleration, make-before-break, for that workload only: `catalog`, placed the same
+/// way on the same member, stays where it is, untouched.
+async fn app_failover(fx: &mut Fleet) -> TestResult {
+    let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
+    let mut spec = checkout(0, json!({"mode": "Manual"}));
+    spec["failover"]["applicationTolerationSeconds"] = json!(APP_TOLERATION);
+    spec["overrides"] = json!([{
+        "name": "never-ready-on-aws",
+        "clusters": {"providers": ["aws"]},
+        "manifests": [{"kind": "Deployment", "jsonPatch": [{
+            "op": "add",
+            "path": "/spec/template/metadata/labels/pod-not-ready.stage.kwok.x-k8s.io",
+            "value": "true",
+        }]}],
+    }]);
+    let mut healthy = checkout(0, json!({"mode": "Manual"}));
+    healthy["failover"]["applicationTolerationSeconds"] = json!(APP_TOLERATION);
+    rename(&mut healthy, "catalog");
+    fx.create_workload("catalog", healthy).await?;
+    fx.wait_workload(
+        "catalog",
+        &format!("placement {eks}=10, 10 available, Ready"),
+        PLACED_WITHIN,
+        |w| placed_as(w, &format!("{eks}=10"), REPLICAS),
+    )
+    .await?;
+    let catalog_before = fx
+        .deployment(EKS, "catalog")
+        .await?
+        .ok_or("no catalog Deployment in eks-use1")?;
+
+    let t0 = Instant::now();
+    let created = fx.create_workload(WORKLOAD, spec).await?;
+    let uid = created.metadata.uid.clone().ok_or("no uid")?;
+    // Placed on eks-use1 first, where its pods never become Ready.
+    fx.until(
+        "checkout's Deployment on eks-use1 with 10 replicas, none available",
+        PLACED_WITHIN,
+        Duration::from_millis(200),
+        async || match fx.deployment(EKS, WORKLOAD).await? {
+            Some(d) if replicas_of(&d) == Some(REPLICAS) && available_of(&d) == 0 => Ok(()),
+            other => Err(format!(
+                "{:?}",
+                other.map(|d| (replicas_of(&d), available_of(&d)))
+            )),
+        },
+    )
+    .await?;
+    let placed = t0.elapsed();
+    let w = wait_placed(
+        fx,
+        &format!("{gke}=10"),
+        REPLICAS,
+        Duration::from_secs(APP_TOLERATION) + FAILOVER_BUDGET,
+    )
+    .await?;
+    let moved = t0.elapsed();
+    let (record, _) = check_move(fx, &uid, "Failover", &eks, &gke).await?;
+    ensure!(
+        record.reason.contains("workload unavailable here since"),
+        "lastFailover.reason {:?} does not name the application's unavailability",
+        record.reason
+    );
+    let d = fx
+        .deployment(GKE, WORKLOAD)
+        .await?
+        .ok_or("no checkout Deployment in gke-euw1")?;
+    ensure!(
+        replicas_of(&d) == Some(REPLICAS) && available_of(&d) == REPLICAS,
+        "gke-euw1: {:?} replicas, {} available",
+        replicas_of(&d),
+        available_of(&d)
+    );
+    println!(
+        "checkout on eks-use1 (never Ready) after {:.1} s; 10/10 Available on gke-euw1 after {:.1} s (toleration {APP_TOLERATION} s, budget {} s); {}",
+        secs(placed),
+        secs(moved),
+        APP_TOLERATION + FAILOVER_BUDGET.as_secs(),
+        describe(&w)
+    );
+    // Manual failback: it stays, and the status says a failback is pending.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let w = fx.workload(WORKLOAD).await?;
+    placed_as(&w, &format!("{gke}=10"), REPLICAS)?;
+    let pending = w
+        .status
+        .as_ref()
+        .and_then(|s| condition(&s.conditions, "FailbackPending").cloned());
+    ensure!(
+        pending.as_ref().is_some_and(|c| c.status == "True"),
+        "FailbackPending: {pending:?}"
+    );
+    // The other workload on the same member never moved and was never rewritten.
+    let catalog = fx.workload("catalog").await?;
+    placed_as(&catalog, &format!("{eks}=10"), REPLICAS)?;
+    let catalog_after = fx
+        .deployment(EKS, "catalog")
+        .await?
+        .ok_or("catalog's Deployment left eks-use1")?;
+    ensure!(
+        catalog_after.metadata.generation == catalog_before.metadata.generation,
+        "catalog's Deployment on eks-use1 changed: generation {:?} → {:?}",
+        catalog_before.metadata.generation,
+        catalog_after.metadata.generation
+    );
+    ensure!(
+        fx.deployment(GKE, "catalog").await?.is_none(),
+        "catalog was copied to gke-euw1"
+    );
+    Ok(())
+}
+
+/// Renames the checkout template's objects (a second workload beside it in the namespace).
+fn rename(spec: &mut Value, name: &str) {
+    let manifests = spec["template"]["manifests"]
+        .as_array_mut()
+        .expect("manifests");
+    for m in manifests {
+        m["metadata"]["name"] = json!(name);
+        if m["kind"] == "Deployment" {
+            m["spec"]["selector"]["matchLabels"]["app"] = json!(name);
+            m["spec"]["template"]["metadata"]["labels"]["app"] = json!(name);
+        } else {
+            m["spec"]["selector"]["app"] = json!(name);
+        }
+    }
 }
 
 fn automatic(window_seconds: i32) -> Value {

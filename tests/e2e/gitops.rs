@@ -33,7 +33,7 @@ use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
 use crate::chart::{Tools, and_cleanup, catch_panic, objects, output, run, text};
-use crate::support::operator::{Operator, OperatorOptions, secret_kubeconfig};
+use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{Harness, TestResult, Topology, repo_root, trial, unique_name};
 
 pub fn trials(_: &Topology) -> Vec<Trial> {
@@ -561,7 +561,7 @@ impl Shop {
             )
             .await?;
         for (m, secret) in CLUSTERS {
-            let kubeconfig = secret_kubeconfig(&self.h.kubeconfig(m))?;
+            let kubeconfig = crate::support::member_rbac::kubeconfig(self.h, m).await?;
             Api::<Secret>::namespaced(self.hub.clone(), &self.ops_ns)
                 .create(
                     &PostParams::default(),

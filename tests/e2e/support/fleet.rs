@@ -29,7 +29,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use super::operator::{Operator, OperatorOptions, secret_kubeconfig};
+use super::operator::{Operator, OperatorOptions};
 use super::{Harness, TestResult, unique_name};
 
 pub const EKS: &str = "eks-use1";
@@ -155,7 +155,8 @@ impl Fleet {
         }
         for m in [EKS, GKE] {
             let name = unique_name(m);
-            let kubeconfig = secret_kubeconfig(&self.h.kubeconfig(m))?;
+            // The member's least-privilege ServiceAccount, as in production.
+            let kubeconfig = super::member_rbac::kubeconfig(self.h, m).await?;
             let secret: Secret = serde_json::from_value(json!({
                 "metadata": {"name": name, "namespace": self.ops_ns},
                 "stringData": {"kubeconfig": kubeconfig},
