@@ -444,6 +444,17 @@ fn load(inputs: &[PathBuf]) -> Result<Objects, String> {
             yaml::read(name, &text, &mut objects).map_err(|e| e.to_string())?;
         }
     }
+    if !objects.skipped.is_empty() {
+        let kinds: Vec<String> = objects
+            .skipped
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        eprintln!(
+            "note: passed over objects of other kinds: {}",
+            kinds.join(", ")
+        );
+    }
     Ok(objects)
 }
 

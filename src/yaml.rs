@@ -28,6 +28,9 @@ impl fmt::Display for Origin {
 pub struct Objects {
     pub clusters: Vec<(Origin, MemberCluster)>,
     pub workloads: Vec<(Origin, MultiCloudWorkload)>,
+    /// Kinds of other API groups passed over (a Namespace or Secret in `kustomize build` output),
+    /// with how many of each.
+    pub skipped: std::collections::BTreeMap<String, usize>,
 }
 
 /// A file that cannot be used, and exactly why.
@@ -114,6 +117,11 @@ fn add(origin: &Origin, value: Value, into: &mut Objects) -> Result<(), (String,
             ));
         }
         "MemberCluster" | "MultiCloudWorkload" => {}
+        // Another API group's object travels with Bascule's in the same manifests: not ours.
+        other if !other.is_empty() && !api_version.starts_with("bascule.dev/") => {
+            *into.skipped.entry(other.to_string()).or_default() += 1;
+            return Ok(());
+        }
         "" => {
             return Err((
                 "kind".into(),
@@ -124,7 +132,7 @@ fn add(origin: &Origin, value: Value, into: &mut Objects) -> Result<(), (String,
             return Err((
                 "kind".into(),
                 format!(
-                    "{other} is not read by bascule plan; expected MemberCluster or MultiCloudWorkload"
+                    "{other} is not a kind of {api_version}; expected MemberCluster or MultiCloudWorkload"
                 ),
             ));
         }
@@ -279,11 +287,26 @@ mod tests {
     fn syntax_errors_and_unknown_kinds() {
         let e = read_str("a: [1, 2\n").unwrap_err();
         assert_eq!(e.line, 1, "{e}");
-        let e = read_str("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").unwrap_err();
+        let e = read_str(
+            "apiVersion: bascule.dev/v1alpha1\nkind: MultiCloudWorkloads\nmetadata: {name: x}\n",
+        )
+        .unwrap_err();
         assert!(
-            e.to_string()
-                .contains("kind: ConfigMap is not read by bascule plan"),
+            e.to_string().contains(
+                "kind: MultiCloudWorkloads is not a kind of bascule.dev/v1alpha1; expected MemberCluster or MultiCloudWorkload"
+            ),
             "{e}"
+        );
+        // Other groups' objects (kustomize output) are passed over and counted.
+        let mut o = Objects::default();
+        let text = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n---\napiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Secret, metadata: {{name: t}}}}\n---\n{CLUSTER}"
+        );
+        read(Path::new("in.yaml"), &text, &mut o).unwrap();
+        assert_eq!(o.clusters.len(), 1);
+        assert_eq!(
+            o.skipped,
+            [("Namespace".to_string(), 1), ("Secret".to_string(), 2)].into()
         );
         let e = read_str(&CLUSTER.replace("bascule.dev/v1alpha1", "bascule.dev/v1")).unwrap_err();
         assert!(

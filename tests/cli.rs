@@ -52,6 +52,30 @@ fn plan_over_the_examples_is_satisfied() {
     );
 }
 
+/// `kustomize build` output carries Namespaces and Secrets beside Bascule's objects: they are
+/// passed over with a note, and the plan is made.
+#[test]
+fn other_kinds_in_the_stream_are_passed_over() {
+    let clusters = std::fs::read_to_string(repo().join("examples/clusters.yaml")).unwrap();
+    let divided = std::fs::read_to_string(repo().join("examples/divided.yaml")).unwrap();
+    let stream = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: eks-use1, namespace: bascule-system}}\nstringData: {{kubeconfig: x}}\n---\n{clusters}\n---\n{divided}"
+    );
+    let out = bascule(&["plan", "-"], Some(&stream));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("shop/catalog Divided replicas=10 → eks-use1=7,gke-euw1=3"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr)
+            .contains("note: passed over objects of other kinds: 1 Namespace, 1 Secret"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn an_unsatisfiable_what_if_exits_3() {
     let out = bascule(

@@ -123,6 +123,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     .into_iter()
                     .map(|w| (origin("MultiCloudWorkload"), w))
                     .collect(),
+                skipped: Default::default(),
             };
             let what_if = WhatIf {
                 unhealthy: what_if_unhealthy,

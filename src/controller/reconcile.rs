@@ -552,6 +552,7 @@ fn note_conflicts(cluster: &str, report: &Report, problems: &mut Vec<Problem>) {
 fn sync_reason(e: &SyncError) -> &'static str {
     match e.category() {
         "InvalidTemplate" => "InvalidTemplate",
+        "Forbidden" => "Forbidden",
         _ => "SyncFailed",
     }
 }

@@ -152,7 +152,21 @@ pub fn build(
                 if all_available { "Complete" } else { "Placing" },
                 "",
             ),
-            Desired::new("Degraded", degraded, degraded_reason, degraded_message),
+            Desired::new(
+                "Degraded",
+                degraded,
+                degraded_reason,
+                degraded_message.clone(),
+            ),
+            // kstatus' own pair (Flux health checks, kstatus-aware tools): Reconciling while the
+            // replicas are not all available yet, Stalled when only a person can unblock it.
+            Desired::new(
+                "Reconciling",
+                !all_available,
+                if all_available { "Complete" } else { "Placing" },
+                "",
+            ),
+            stalled(decision, problems, &degraded_message),
             failback_pending(workload, decision),
         ],
         generation,
@@ -192,6 +206,31 @@ pub fn build(
         kinds: previous.kinds,
         recent_moves: previous.recent_moves,
         handled_failback_request: previous.handled_failback_request,
+    }
+}
+
+/// Problems no retry of the operator's can solve: a person must change the spec, the members or
+/// the objects in the way.
+const STALLING: [&str; 4] = [
+    "OwnershipConflict",
+    "InvalidTemplate",
+    "RenderFailed",
+    "Forbidden",
+];
+
+/// kstatus `Stalled`: nothing can be placed anywhere, or a problem needs a person.
+fn stalled(decision: &Decision, problems: &[Problem], degraded_message: &str) -> Desired {
+    if decision.outcome == Outcome::Unschedulable {
+        return Desired::new(
+            "Stalled",
+            true,
+            "Unschedulable",
+            first_note(decision, "no cluster may receive replicas"),
+        );
+    }
+    match problems.iter().find(|p| STALLING.contains(&p.reason)) {
+        Some(p) => Desired::new("Stalled", true, p.reason, degraded_message),
+        None => Desired::new("Stalled", false, "MakingProgress", ""),
     }
 }
 
@@ -417,5 +456,67 @@ mod tests {
             ("True", "OwnershipConflict")
         );
         assert_eq!(degraded.message, problems[0].message);
+        // A conflict only a person can resolve: kstatus' Stalled says so (Flux fails fast).
+        let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "OwnershipConflict")
+        );
+        // A member that times out is retried: degraded, not stalled.
+        let retried = [Problem {
+            reason: "MemberTimeout",
+            message: "gke-euw1: no answer within 15s".into(),
+        }];
+        let s = build(
+            &w,
+            &d,
+            &BTreeMap::new(),
+            &Observations::new(),
+            &retried,
+            Timestamp::UNIX_EPOCH,
+        );
+        let get = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+        assert_eq!(get("Degraded").status, "True");
+        assert_eq!(get("Stalled").status, "False");
+        assert_eq!(get("Reconciling").status, "True");
+    }
+
+    #[test]
+    fn kstatus_reconciling_and_stalled() {
+        let w = workload();
+        let d = decision(&w, &clusters());
+        let all: Observations = [
+            ("eks-use1".to_string(), seen(7, 7)),
+            ("gke-euw1".to_string(), seen(3, 3)),
+        ]
+        .into();
+        let s = build(&w, &d, &BTreeMap::new(), &all, &[], Timestamp::UNIX_EPOCH);
+        let get = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
+        assert_eq!(
+            (
+                get("Reconciling").status.as_str(),
+                get("Stalled").status.as_str()
+            ),
+            ("False", "False")
+        );
+        // Nothing may receive and nothing runs: stalled until a cluster can take them.
+        let mut cs = clusters();
+        for c in &mut cs {
+            c.health = crate::api::ClusterHealth::Unhealthy;
+        }
+        let none = decision(&w, &cs);
+        let s = build(
+            &w,
+            &none,
+            &BTreeMap::new(),
+            &Observations::new(),
+            &[],
+            Timestamp::UNIX_EPOCH,
+        );
+        let stalled = s.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "Unschedulable")
+        );
     }
 }

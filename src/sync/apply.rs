@@ -58,6 +58,11 @@ impl SyncError {
     pub fn category(&self) -> &'static str {
         match self {
             SyncError::UnknownKind { .. } | SyncError::ClusterScoped { .. } => "InvalidTemplate",
+            // The member's RBAC does not allow it (deploy/member-rbac.yaml lacks the kind).
+            SyncError::Api {
+                source: KubeError::Api(status),
+                ..
+            } if status.code == 403 => "Forbidden",
             SyncError::Api { .. } => "MemberApi",
         }
     }
