@@ -468,6 +468,23 @@ pub struct MultiCloudWorkloadStatus {
     /// The value of the annotation `bascule.dev/failback-requested` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_failback_request: Option<String>,
+    /// Clusters this generation of the workload failed in (no replica available for
+    /// `applicationTolerationSeconds`). They get no replica of it again — no automatic failback
+    /// there — until the spec changes (a new generation) or a failback is requested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub application_failures: Vec<ApplicationFailure>,
+}
+
+/// A cluster where the workload failed, not the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationFailure {
+    pub cluster: String,
+    /// Since when no replica was available there.
+    pub since: Time,
+    /// The `metadata.generation` that failed there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Desired, ready and available replica counts.

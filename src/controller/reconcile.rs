@@ -186,7 +186,11 @@ pub fn decision_for(
         current: &current,
         rebalance,
         now,
-        app_unavailable_since: &unavailable_since(&status),
+        app_unavailable_since: &unavailable_since(
+            &status,
+            w.metadata.generation,
+            fresh_failback_request(w, &status).is_some(),
+        ),
     });
     (decision, rebalance, why)
 }
@@ -202,12 +206,38 @@ fn template_kinds(w: &MultiCloudWorkload) -> BTreeSet<String> {
 }
 
 /// Clusters where the workload has had no available replica although it should, and since when.
-fn unavailable_since(status: &MultiCloudWorkloadStatus) -> BTreeMap<String, Timestamp> {
-    status
+/// Since when the workload has been unavailable per cluster: where it runs now, and where this
+/// generation failed before (no return there until the spec changes or a failback is requested).
+fn unavailable_since(
+    status: &MultiCloudWorkloadStatus,
+    generation: Option<i64>,
+    failback_requested: bool,
+) -> BTreeMap<String, Timestamp> {
+    let mut since: BTreeMap<String, Timestamp> = status
         .clusters
         .iter()
         .filter_map(|c| c.unavailable_since.as_ref().map(|t| (c.name.clone(), t.0)))
-        .collect()
+        .collect();
+    if !failback_requested {
+        for f in status
+            .application_failures
+            .iter()
+            .filter(|f| f.observed_generation == generation)
+        {
+            since.entry(f.cluster.clone()).or_insert(f.since.0);
+        }
+    }
+    since
+}
+
+/// The value of the failback annotation when it has not been acted on yet.
+fn fresh_failback_request<'a>(
+    w: &'a MultiCloudWorkload,
+    status: &MultiCloudWorkloadStatus,
+) -> Option<&'a String> {
+    w.annotations()
+        .get(FAILBACK_ANNOTATION)
+        .filter(|v| Some(v.as_str()) != status.handled_failback_request.as_deref())
 }
 
 /// The placement in force: the last decision's replicas per cluster.
@@ -454,8 +484,10 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .collect();
     let mut status = status::build(w, &decision, &providers, &observations, &problems, now);
     status.kinds = placed_kinds.into_iter().collect();
-    if why == "failback requested" {
-        status.handled_failback_request = w.annotations().get(FAILBACK_ANNOTATION).cloned();
+    // A failback request (either mode) also lifts the memory of where the workload failed.
+    if let Some(request) = fresh_failback_request(w, &previous) {
+        status.handled_failback_request = Some(request.clone());
+        status.application_failures.clear();
     }
     // A move is complete once the target is available and nothing is held back any more.
     let arrived = step.held.is_empty()

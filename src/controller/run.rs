@@ -163,6 +163,10 @@ pub async fn run(
             match result {
                 Ok((obj, _)) => tracing::debug!(workload = %obj, "reconciled"),
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {} // logged by error_policy
+                // A member change asked about a workload deleted meanwhile: nothing to do.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(workload = %obj, "gone before its reconcile")
+                }
                 Err(error) => tracing::warn!(%error, "controller"),
             }
         });

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::conditions::{Desired, merge};
 use crate::api::workload::{
-    ClusterDecisionStatus, ClusterPlacementState, ClusterPlacementStatus, DecisionStatus,
-    MultiCloudWorkloadStatus, ReplicaCounts,
+    ApplicationFailure, ClusterDecisionStatus, ClusterPlacementState, ClusterPlacementStatus,
+    DecisionStatus, MultiCloudWorkloadStatus, ReplicaCounts,
 };
 use crate::api::{FailbackMode, MultiCloudWorkload, Provider};
 use crate::placement::{Decision, Outcome};
@@ -173,6 +173,7 @@ pub fn build(
         now,
     );
 
+    let application_failures = application_failures(workload, &previous, &rows, now);
     MultiCloudWorkloadStatus {
         observed_generation: generation,
         conditions,
@@ -206,7 +207,44 @@ pub fn build(
         kinds: previous.kinds,
         recent_moves: previous.recent_moves,
         handled_failback_request: previous.handled_failback_request,
+        application_failures,
     }
+}
+
+/// Where this generation of the workload has failed: those remembered (same generation), plus
+/// clusters where it has now been unavailable for `applicationTolerationSeconds`.
+fn application_failures(
+    workload: &MultiCloudWorkload,
+    previous: &MultiCloudWorkloadStatus,
+    rows: &[ClusterPlacementStatus],
+    now: Timestamp,
+) -> Vec<ApplicationFailure> {
+    let generation = workload.metadata.generation;
+    let mut out: Vec<ApplicationFailure> = previous
+        .application_failures
+        .iter()
+        .filter(|f| f.observed_generation == generation)
+        .cloned()
+        .collect();
+    let failover = &workload.spec.failover;
+    let toleration = SignedDuration::from_secs(i64::from(failover.application_toleration_seconds));
+    if !failover.enabled || failover.application_toleration_seconds <= 0 {
+        return out;
+    }
+    for row in rows {
+        let Some(since) = &row.unavailable_since else {
+            continue;
+        };
+        if since.0 + toleration <= now && !out.iter().any(|f| f.cluster == row.name) {
+            out.push(ApplicationFailure {
+                cluster: row.name.clone(),
+                since: since.clone(),
+                observed_generation: generation,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    out
 }
 
 /// Problems no retry of the operator's can solve: a person must change the spec, the members or
@@ -479,6 +517,65 @@ mod tests {
         assert_eq!(get("Degraded").status, "True");
         assert_eq!(get("Stalled").status, "False");
         assert_eq!(get("Reconciling").status, "True");
+    }
+
+    #[test]
+    fn application_failures_are_remembered_for_the_generation() {
+        let mut w = workload();
+        w.spec.failover.application_toleration_seconds = 10;
+        let d = decision(&w, &clusters());
+        let obs: Observations = [
+            ("eks-use1".to_string(), seen(7, 0)),
+            ("gke-euw1".to_string(), seen(3, 3)),
+        ]
+        .into();
+        let t0 = Timestamp::from_second(1_790_000_000).unwrap();
+        let first = build(&w, &d, &BTreeMap::new(), &obs, &[], t0);
+        assert!(
+            first.application_failures.is_empty(),
+            "within the toleration"
+        );
+        w.status = Some(first);
+        let later = build(
+            &w,
+            &d,
+            &BTreeMap::new(),
+            &obs,
+            &[],
+            t0 + SignedDuration::from_secs(10),
+        );
+        assert_eq!(
+            later.application_failures,
+            [ApplicationFailure {
+                cluster: "eks-use1".into(),
+                since: Time(t0),
+                observed_generation: Some(4),
+            }]
+        );
+        // Moved away (nothing runs there any more): still remembered for this generation.
+        w.status = Some(later);
+        let gone: Observations = [("gke-euw1".to_string(), seen(10, 10))].into();
+        let after = build(
+            &w,
+            &d,
+            &BTreeMap::new(),
+            &gone,
+            &[],
+            t0 + SignedDuration::from_secs(60),
+        );
+        assert_eq!(after.application_failures.len(), 1);
+        // A new generation forgets it.
+        w.status = Some(after);
+        w.metadata.generation = Some(5);
+        let next = build(
+            &w,
+            &d,
+            &BTreeMap::new(),
+            &gone,
+            &[],
+            t0 + SignedDuration::from_secs(70),
+        );
+        assert!(next.application_failures.is_empty());
     }
 
     #[test]

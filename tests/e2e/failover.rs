@@ -149,10 +149,12 @@ const APP_TOLERATION: u64 = 10;
 
 /// The checkout's pods never become Ready on eks-use1 (scenario h); its replicas move to gke-euw1
 /// after the toleration, make-before-break, for that workload only: `catalog`, placed the same
-/// way on the same member, stays where it is, untouched.
+/// way on the same member, stays where it is, untouched. Automatic failback does not bring the
+/// checkout back to where it failed (the cluster is healthy, the workload is not); a new spec
+/// does.
 async fn app_failover(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
-    let mut spec = checkout(0, json!({"mode": "Manual"}));
+    let mut spec = checkout(0, automatic(WINDOW));
     spec["failover"]["applicationTolerationSeconds"] = json!(APP_TOLERATION);
     spec["overrides"] = json!([{
         "name": "never-ready-on-aws",
@@ -228,17 +230,59 @@ async fn app_failover(fx: &mut Fleet) -> TestResult {
         APP_TOLERATION + FAILOVER_BUDGET.as_secs(),
         describe(&w)
     );
-    // Manual failback: it stays, and the status says a failback is pending.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let w = fx.workload(WORKLOAD).await?;
-    placed_as(&w, &format!("{gke}=10"), REPLICAS)?;
-    let pending = w
-        .status
-        .as_ref()
-        .and_then(|s| condition(&s.conditions, "FailbackPending").cloned());
+    // eks-use1 is healthy and has been for longer than the window, yet the checkout stays away
+    // from where it failed: remembered in the status for this generation.
+    let failures = &w.status.as_ref().ok_or("no status")?.application_failures;
     ensure!(
-        pending.as_ref().is_some_and(|c| c.status == "True"),
-        "FailbackPending: {pending:?}"
+        failures.len() == 1
+            && failures[0].cluster == eks
+            && failures[0].observed_generation == Some(1),
+        "status.applicationFailures {failures:?}"
+    );
+    let started = record.started_at.clone();
+    let hold = Duration::from_secs(WINDOW as u64 + 10);
+    let t = Instant::now();
+    while t.elapsed() < hold {
+        let w = fx.workload(WORKLOAD).await?;
+        placed_as(&w, &format!("{gke}=10"), REPLICAS)
+            .map_err(|e| format!("{:.1} s after the move: {e}", secs(t.elapsed())))?;
+        let last = w.status.as_ref().and_then(|s| s.last_failover.as_ref());
+        ensure!(
+            last.is_some_and(|l| l.started_at == started),
+            "another move: {last:?}"
+        );
+        ensure!(
+            fx.deployment(EKS, WORKLOAD)
+                .await?
+                .is_none_or(|d| replicas_of(&d) == Some(0)),
+            "the checkout went back to eks-use1"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!(
+        "no failback to eks-use1 in the {} s after the move (window {WINDOW} s)",
+        hold.as_secs()
+    );
+    // The fix is released (the override goes: a new generation): it may return, and does.
+    let api = fx.workloads();
+    api.patch(
+        WORKLOAD,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"overrides": null}})),
+    )
+    .await?;
+    let t = Instant::now();
+    let w = wait_placed(fx, &format!("{eks}=10"), REPLICAS, PLACED_WITHIN).await?;
+    ensure!(
+        w.status
+            .as_ref()
+            .is_some_and(|s| s.application_failures.is_empty()),
+        "applicationFailures kept after the spec changed: {}",
+        describe(&w)
+    );
+    println!(
+        "generation 2 (override removed): back on eks-use1, 10/10 Available, {:.1} s after the change",
+        secs(t.elapsed())
     );
     // The other workload on the same member never moved and was never rewritten.
     let catalog = fx.workload("catalog").await?;

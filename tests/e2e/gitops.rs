@@ -736,7 +736,98 @@ impl Shop {
                 c.labels()
             );
         }
+        self.kubectl_plugin_reads_the_live_hub().await
+    }
+
+    /// `kubectl bascule status|explain|plan` as a user runs it: kubectl finds `kubectl-bascule`
+    /// on PATH and the plugin reads the hub of KUBECONFIG.
+    async fn kubectl_plugin_reads_the_live_hub(&self) -> TestResult {
+        let status = self.plugin(&["status", "-n", SHOP], 0).await?;
+        for want in [
+            "shop/checkout",
+            "eks-use1=10,gke-euw1=2",
+            "shop/catalog",
+            "True (Available)",
+        ] {
+            ensure!(
+                status.contains(want),
+                "kubectl bascule status: no {want:?} in\n{status}"
+            );
+        }
+        let explain = self.plugin(&["explain", "checkout", "-n", SHOP], 0).await?;
+        for want in [
+            "shop/checkout: Failover",
+            "active tier",
+            "warm standby",
+            "Ready            True   Available",
+        ] {
+            ensure!(
+                explain.contains(want),
+                "kubectl bascule explain: no {want:?} in\n{explain}"
+            );
+        }
+        // What would move if eks-use1 failed: the checkout's 10 go to gke-euw1, nothing is
+        // written (the engine runs in the plugin).
+        let before = Api::<MultiCloudWorkload>::namespaced(self.hub.clone(), SHOP)
+            .get("checkout")
+            .await?;
+        let plan = self
+            .plugin(&["plan", "-n", SHOP, "--what-if-unhealthy", "eks-use1"], 3)
+            .await?;
+        ensure!(
+            plan.contains("shop/checkout Failover replicas=10 → gke-euw1=10")
+                && plan.contains("unhealthy: its 10 replica(s) move elsewhere"),
+            "kubectl bascule plan --what-if-unhealthy eks-use1:\n{plan}"
+        );
+        let after = Api::<MultiCloudWorkload>::namespaced(self.hub.clone(), SHOP)
+            .get("checkout")
+            .await?;
+        ensure!(
+            before.metadata.resource_version == after.metadata.resource_version,
+            "the plan changed the workload"
+        );
+        let missing = self.plugin(&["explain", "nope", "-n", SHOP], 1).await?;
+        ensure!(
+            missing.contains("no MultiCloudWorkload shop/nope"),
+            "kubectl bascule explain nope: {missing}"
+        );
+        println!("kubectl bascule status, explain and plan --what-if-unhealthy read the live hub");
         Ok(())
+    }
+
+    /// `kubectl bascule ARGS` with the plugin's directory first on PATH; stdout and stderr,
+    /// after checking the exit code.
+    async fn plugin(&self, args: &[&str], code: i32) -> Result<String, Error> {
+        let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-bascule"))
+            .parent()
+            .ok_or("no directory for kubectl-bascule")?
+            .to_path_buf();
+        let path = std::env::join_paths(std::iter::once(plugin_dir).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))?;
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&self.tools.kubectl)
+                .arg("bascule")
+                .args(args)
+                .env("KUBECONFIG", &self.hub_kubeconfig)
+                .env("PATH", path)
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .map_err(|_| format!("kubectl bascule {}: no exit within 60 s", args.join(" ")))??;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        ensure!(
+            out.status.code() == Some(code),
+            "kubectl bascule {}: exit {:?}, expected {code}\nstdout: {stdout}\nstderr: {stderr}",
+            args.join(" "),
+            out.status.code()
+        );
+        Ok(format!("{stdout}{stderr}"))
     }
 
     /// Right after `kubectl wait` returned: each workload's status is for its current generation,
