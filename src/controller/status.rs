@@ -231,7 +231,9 @@ fn application_failures(
     if !failover.enabled || failover.application_toleration_seconds <= 0 {
         return out;
     }
-    for row in rows {
+    // The previous rows too: the decision that moves the replicas away sets the cluster's
+    // desired count to 0, and its new row no longer says it was failing.
+    for row in previous.clusters.iter().chain(rows) {
         let Some(since) = &row.unavailable_since else {
             continue;
         };
@@ -535,6 +537,7 @@ mod tests {
             first.application_failures.is_empty(),
             "within the toleration"
         );
+        let first_clone = first.clone();
         w.status = Some(first);
         let later = build(
             &w,
@@ -552,6 +555,18 @@ mod tests {
                 observed_generation: Some(4),
             }]
         );
+        // The decision that moves it away (desired 0 there) records it too.
+        let mut moving = w.clone();
+        moving.status = Some(first_clone);
+        let moved = build(
+            &moving,
+            &decision(&moving, &[clusters()[1].clone()]),
+            &BTreeMap::new(),
+            &obs,
+            &[],
+            t0 + SignedDuration::from_secs(10),
+        );
+        assert_eq!(moved.application_failures, later.application_failures);
         // Moved away (nothing runs there any more): still remembered for this generation.
         w.status = Some(later);
         let gone: Observations = [("gke-euw1".to_string(), seen(10, 10))].into();
