@@ -213,16 +213,7 @@ async fn app_failover(fx: &mut Fleet) -> TestResult {
         "lastFailover.reason {:?} does not name the application's unavailability",
         record.reason
     );
-    let d = fx
-        .deployment(GKE, WORKLOAD)
-        .await?
-        .ok_or("no checkout Deployment in gke-euw1")?;
-    ensure!(
-        replicas_of(&d) == Some(REPLICAS) && available_of(&d) == REPLICAS,
-        "gke-euw1: {:?} replicas, {} available",
-        replicas_of(&d),
-        available_of(&d)
-    );
+    all_available(fx, GKE, "gke-euw1").await?;
     println!(
         "checkout on eks-use1 (never Ready) after {:.1} s; 10/10 Available on gke-euw1 after {:.1} s (toleration {APP_TOLERATION} s, budget {} s); {}",
         secs(placed),
@@ -389,6 +380,22 @@ async fn wait_placed(
         |w| placed_as(w, placement, available),
     )
     .await
+}
+
+/// The checkout's Deployment in `member` runs all 10 replicas, all available (`when` names the
+/// moment in the error).
+async fn all_available(fx: &Fleet, member: &str, when: &str) -> TestResult {
+    let d = fx
+        .deployment(member, WORKLOAD)
+        .await?
+        .ok_or_else(|| format!("{when}: no Deployment"))?;
+    ensure!(
+        replicas_of(&d) == Some(REPLICAS) && available_of(&d) == REPLICAS,
+        "{when}: {:?} replicas, {} available",
+        replicas_of(&d),
+        available_of(&d)
+    );
+    Ok(())
 }
 
 /// Waits until a member holds nothing of the workload `uid` (its copies removed).
@@ -855,16 +862,7 @@ async fn failback(fx: &mut Fleet) -> TestResult {
     // A few more samples after the end.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let samples = sampler.stop();
-    let d = fx
-        .deployment(EKS, WORKLOAD)
-        .await?
-        .ok_or("no Deployment in eks-use1 after the failback")?;
-    ensure!(
-        replicas_of(&d) == Some(REPLICAS) && available_of(&d) == REPLICAS,
-        "eks-use1 after the failback: {:?} replicas, {} available",
-        replicas_of(&d),
-        available_of(&d)
-    );
+    all_available(fx, EKS, "eks-use1 after the failback").await?;
 
     // When did the failback start? The first sample where eks-use1 gets replicas again (a
     // Deployment other than the stale one, or the stale one after it was seen emptied), or
@@ -1290,16 +1288,7 @@ async fn sigkill(fx: &mut Fleet) -> TestResult {
     fx.with_operator(|op| op.start_again())?;
     let wanted = format!("{gke}=10");
     wait_placed(fx, &wanted, REPLICAS, Duration::from_secs(60)).await?;
-    let d = fx
-        .deployment(GKE, WORKLOAD)
-        .await?
-        .ok_or("no Deployment in gke-euw1")?;
-    ensure!(
-        replicas_of(&d) == Some(REPLICAS) && available_of(&d) == REPLICAS,
-        "gke-euw1: {:?} replicas, {} available",
-        replicas_of(&d),
-        available_of(&d)
-    );
+    all_available(fx, GKE, "gke-euw1").await?;
     println!(
         "restarted operator: {wanted} 10/10 Available {:.1} s after the restart ({:.1} s after the stop)",
         secs(t_restart.elapsed()),
