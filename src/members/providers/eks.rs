@@ -293,13 +293,84 @@ fn classify_credentials_for(e: &CredentialsError, cluster: &str) -> ProviderErro
             "the AWS credentials configuration is invalid",
         ),
         _ => {
-            // Provider errors carry the service's answer (AssumeRole denied, expired web identity
-            // token, ...): sort them by the words AWS uses.
+            // Provider errors carry STS's answer (AssumeRole denied, expired web identity
+            // token, ...): sort them by its error code, or by the words AWS uses.
+            if let Some(answer) = sts_answer(e) {
+                let mut kind = classify_code(answer.code.as_deref(), &answer.message);
+                if kind == ProviderErrorKind::ProviderError && answer.status == Some(403) {
+                    kind = ProviderErrorKind::AccessDenied;
+                }
+                let code = answer.code.as_deref().unwrap_or("error");
+                let message = format!(
+                    "STS refused the operator's credentials (cluster {cluster}): {code}: {}",
+                    answer.message
+                );
+                return ProviderError::new(kind, message);
+            }
             let kind = classify_code(None, &detail);
             (kind, "the AWS credentials provider failed")
         }
     };
     ProviderError::new(kind, format!("{hint} (cluster {cluster}): {detail}"))
+}
+
+/// STS's answer inside a credentials error: its code and message, and the HTTP status.
+struct StsAnswer {
+    code: Option<String>,
+    message: String,
+    status: Option<u16>,
+}
+
+/// Finds the STS error (AssumeRole, AssumeRoleWithWebIdentity) among `e`'s sources. When the SDK
+/// could not parse it (some STS-compatible services wrap `<Error>` in `<Errors>`), the code and
+/// message are read from the response body.
+fn sts_answer(e: &(dyn std::error::Error + 'static)) -> Option<StsAnswer> {
+    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+    use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+    fn answer<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        e: &SdkError<E, HttpResponse>,
+    ) -> StsAnswer {
+        let raw = e.raw_response();
+        let body = raw
+            .and_then(|r| r.body().bytes())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let between = |open: &str, close: &str| {
+            let start = body.find(open)? + open.len();
+            let end = body[start..].find(close)? + start;
+            Some(body[start..end].to_string())
+        };
+        let (code, message) = match e {
+            SdkError::ServiceError(s) => (
+                s.err().code().map(str::to_string),
+                s.err().message().map(str::to_string),
+            ),
+            _ => (None, None),
+        };
+        StsAnswer {
+            code: code.or_else(|| between("<Code>", "</Code>")),
+            message: message
+                .or_else(|| between("<Message>", "</Message>"))
+                .unwrap_or_else(|| error_chain(e)),
+            status: raw.map(|r| r.status().as_u16()),
+        }
+    }
+
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(s) = err.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
+            return Some(answer(s));
+        }
+        if let Some(s) =
+            err.downcast_ref::<SdkError<AssumeRoleWithWebIdentityError, HttpResponse>>()
+        {
+            return Some(answer(s));
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// An EKS API failure, for a person.
@@ -323,8 +394,11 @@ where
                     "access to {cluster} denied; the operator's IAM identity needs eks:DescribeCluster on it"
                 ),
                 ProviderErrorKind::CredentialsExpired => {
-                    format!("AWS credentials expired or invalid while describing {cluster}")
+                    format!("the operator's AWS credentials have expired ({cluster})")
                 }
+                ProviderErrorKind::CredentialsInvalid => format!(
+                    "AWS does not accept the operator's credentials (unknown key or wrong secret) for {cluster}"
+                ),
                 _ => format!("EKS DescribeCluster for {cluster} failed"),
             };
             ProviderError::new(
@@ -354,14 +428,14 @@ pub fn classify_code(code: Option<&str>, message: &str) -> ProviderErrorKind {
     let has = |needle: &str| code == Some(needle) || message.contains(needle);
     if has("ResourceNotFoundException") || code == Some("NotFoundException") {
         ProviderErrorKind::ClusterNotFound
-    } else if has("ExpiredToken")
-        || has("ExpiredTokenException")
-        || has("InvalidClientTokenId")
+    } else if has("ExpiredToken") || message.contains("expired") {
+        ProviderErrorKind::CredentialsExpired
+    } else if has("InvalidClientTokenId")
         || has("UnrecognizedClientException")
         || has("SignatureDoesNotMatch")
-        || message.contains("expired")
+        || has("IncompleteSignature")
     {
-        ProviderErrorKind::CredentialsExpired
+        ProviderErrorKind::CredentialsInvalid
     } else if has("AccessDenied")
         || has("AccessDeniedException")
         || has("UnauthorizedOperation")

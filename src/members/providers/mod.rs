@@ -37,8 +37,11 @@ pub enum ProviderErrorKind {
     /// No credentials were found (no environment variables, web identity token, Pod Identity,
     /// profile, metadata server, or ADC file).
     CredentialsMissing,
-    /// Credentials were found but have expired or were revoked.
+    /// Credentials were found but have expired.
     CredentialsExpired,
+    /// Credentials were found but the provider does not know them (unknown or revoked key,
+    /// wrong secret).
+    CredentialsInvalid,
     /// The identity is known but not allowed (IAM policy, assume-role trust, GKE permission).
     AccessDenied,
     /// The cluster does not exist in that account/project and region/location.
@@ -57,6 +60,7 @@ impl ProviderErrorKind {
         match self {
             ProviderErrorKind::CredentialsMissing => "CredentialsMissing",
             ProviderErrorKind::CredentialsExpired => "CredentialsExpired",
+            ProviderErrorKind::CredentialsInvalid => "CredentialsInvalid",
             ProviderErrorKind::AccessDenied => "AccessDenied",
             ProviderErrorKind::ClusterNotFound => "ClusterNotFound",
             ProviderErrorKind::ClusterNotReady => "ClusterNotReady",
