@@ -223,7 +223,7 @@ def main():
 
         def do_POST(self):
             data = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-            if self.path == "/admin/eks-cluster":
+            if urllib.parse.urlsplit(self.path).path == "/admin/eks-cluster":
                 from moto.eks.models import eks_backends
 
                 with lock:
@@ -235,7 +235,7 @@ def main():
                             c.certificate_authority = {"data": data["caData"]}
                             return self.answer(200, {"ok": True})
                 return self.answer(404, {"error": "no such cluster in moto"})
-            cluster = self.path.strip("/")
+            cluster = urllib.parse.urlsplit(self.path).path.strip("/")
             token = data.get("spec", {}).get("token", "")
             review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
             try:

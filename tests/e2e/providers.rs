@@ -86,6 +86,7 @@ async fn eks_trial(
     // The hub: the operator's namespace, a MemberCluster with an eks connection, and one that
     // names a cluster moto does not have.
     let hub = h.client(h.hub()).await?;
+    crate::crds::install_crds(&hub).await?;
     let ns = crate::support::unique_name("providers");
     let namespaces = Api::<Namespace>::all(hub.clone());
     namespaces
