@@ -588,12 +588,17 @@ mod tests {
             (
                 Some("UnrecognizedClientException"),
                 "The security token included in the request is invalid.",
-                CredentialsExpired,
+                CredentialsInvalid,
             ),
             (
                 Some("InvalidClientTokenId"),
                 "The security token included in the request is invalid.",
-                CredentialsExpired,
+                CredentialsInvalid,
+            ),
+            (
+                Some("SignatureDoesNotMatch"),
+                "The request signature we calculated does not match",
+                CredentialsInvalid,
             ),
             (
                 Some("ThrottlingException"),
