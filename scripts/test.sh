@@ -10,6 +10,14 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --features e2e -- -D warnings
 
+step "test tools: moto (the AWS peer of tests/providers_aws.rs and the providers e2e trials)"
+# Installed from PyPI when missing (pinned); it brings boto3 and cryptography, which the test
+# helpers under e2e/aws and e2e/google use. The tests fail, never skip, without it.
+if ! command -v moto_server >/dev/null; then
+  python3 -m pip install --quiet 'moto[server]==5.2.1'
+  if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi
+
 step "unit, property and CRD tests (PROPTEST_CASES=10000)"
 PROPTEST_CASES="${PROPTEST_CASES:-10000}" cargo test --all-targets
 

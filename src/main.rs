@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use bascule::api::{self, Taint};
 use bascule::controller::run;
+use bascule::members::providers::Providers;
 use bascule::members::{ConnectionOptions, credentials};
 use bascule::plan::{self, WhatIf};
 use bascule::yaml::{self, Objects};
@@ -54,6 +55,10 @@ enum Command {
         /// Requests per second Bascule sends to one member cluster, at most.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
         member_qps: u64,
+        /// Base URL of the GKE API for `spec.connection.gke` members. Only for a private
+        /// endpoint (Private Service Connect) or tests; Google's public API by default.
+        #[arg(long, env = "BASCULE_GKE_API_URL", value_name = "URL")]
+        gke_api_url: Option<String>,
         /// Workloads that may start a failover or failback per second, across the operator, so
         /// that one lost cluster does not stampede the others.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
@@ -168,6 +173,7 @@ fn main() -> ExitCode {
             allow_exec_plugins,
             concurrency,
             member_qps,
+            gke_api_url,
             failover_starts_per_second,
             http_addr,
             leader_election,
@@ -179,6 +185,7 @@ fn main() -> ExitCode {
                 connection: ConnectionOptions {
                     allow_exec_plugins,
                     requests_per_second: member_qps,
+                    providers: Providers::new(gke_api_url),
                     ..ConnectionOptions::default()
                 },
                 concurrency,

@@ -279,7 +279,7 @@ mod tests {
         let e = read_str(&bad).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "in.yaml:1: spec.connection: spec.connection must set exactly one method: kubeconfigSecretRef"
+            "in.yaml:1: spec.connection: spec.connection must set exactly one method: kubeconfigSecretRef, eks or gke; keep one and remove the others"
         );
     }
 

@@ -266,11 +266,33 @@ fn divided_workload() -> Value {
     })
 }
 
+fn eks() -> Value {
+    json!({"clusterName": "shop-prod", "region": "us-east-1", "roleARN": "arn:aws:iam::123456789012:role/bascule-hub"})
+}
+
+fn gke() -> Value {
+    json!({"project": "shop-prod-4711", "location": "europe-west1", "cluster": "shop-prod"})
+}
+
 #[test]
 fn good_objects_pass() {
+    let eks_member = with(member_cluster(), |o| {
+        set(o, "/spec/connection", json!({"eks": eks()}))
+    });
+    let zonal_gke_member = with(member_cluster(), |o| {
+        set(o, "/spec/connection", json!({"gke": gke()}));
+        set(o, "/spec/connection/gke/location", json!("europe-west1-b"));
+    });
+    let eks_without_role = with(member_cluster(), |o| {
+        set(o, "/spec/connection", json!({"eks": eks()}));
+        remove(o, "/spec/connection/eks/roleARN");
+    });
     for (kind, object) in [
         (MC, member_cluster()),
         (MC, minimal_member_cluster()),
+        (MC, eks_member),
+        (MC, zonal_gke_member),
+        (MC, eks_without_role),
         (MCW, failover_workload()),
         (MCW, divided_workload()),
     ] {
@@ -444,7 +466,13 @@ mod msg {
     pub const MC_NAME: &str = "metadata.name must be a DNS label (lowercase letters, digits and '-', at most 63 characters): it is used in labels and status; rename the MemberCluster";
     pub const REGION: &str =
         "spec.region must be lowercase letters, digits and '-', like us-east-1 or europe-west1";
-    pub const CONNECTION: &str = "spec.connection must set exactly one method: kubeconfigSecretRef";
+    pub const CONNECTION: &str = "spec.connection must set exactly one method: kubeconfigSecretRef, eks or gke; keep one and remove the others";
+    pub const EKS_CLUSTER: &str = "spec.connection.eks.clusterName must be an EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit";
+    pub const EKS_REGION: &str = "spec.connection.eks.region must be an AWS region like us-east-1";
+    pub const EKS_ROLE: &str = "spec.connection.eks.roleARN must be an IAM role ARN like arn:aws:iam::123456789012:role/bascule";
+    pub const GKE_PROJECT: &str = "spec.connection.gke.project must be a Google Cloud project ID: 6 to 30 lowercase letters, digits and '-', starting with a letter";
+    pub const GKE_LOCATION: &str = "spec.connection.gke.location must be a Google Cloud region or zone like europe-west1 or europe-west1-b";
+    pub const GKE_CLUSTER: &str = "spec.connection.gke.cluster must be a GKE cluster name: lowercase letters, digits and '-', starting with a letter";
     pub const TAINTS: &str =
         "spec.taints has the same key and effect twice; keep one entry per key and effect";
     pub const TIMEOUT_OVER_PERIOD: &str = "spec.health.timeoutSeconds must not exceed spec.health.periodSeconds; shorten the timeout or lengthen the period";
@@ -987,6 +1015,86 @@ fn bad_member_clusters() -> Vec<Bad> {
             with(m(), |o| set(o, "/spec/region", json!("US-East-1"))),
             "spec.region",
             msg::REGION,
+        ),
+        bad(
+            "connection with a kubeconfig and eks",
+            MC,
+            with(m(), |o| set(o, "/spec/connection/eks", eks())),
+            "spec.connection",
+            msg::CONNECTION,
+        ),
+        bad(
+            "connection with eks and gke",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"eks": eks(), "gke": gke()}))
+            }),
+            "spec.connection",
+            msg::CONNECTION,
+        ),
+        bad(
+            "eks cluster name with a dot",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"eks": eks()}));
+                set(o, "/spec/connection/eks/clusterName", json!("prod.east"));
+            }),
+            "spec.connection.eks.clusterName",
+            msg::EKS_CLUSTER,
+        ),
+        bad(
+            "eks region that is not a region",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"eks": eks()}));
+                set(o, "/spec/connection/eks/region", json!("us-east"));
+            }),
+            "spec.connection.eks.region",
+            msg::EKS_REGION,
+        ),
+        bad(
+            "eks roleARN naming a user",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"eks": eks()}));
+                set(
+                    o,
+                    "/spec/connection/eks/roleARN",
+                    json!("arn:aws:iam::123456789012:user/alice"),
+                );
+            }),
+            "spec.connection.eks.roleARN",
+            msg::EKS_ROLE,
+        ),
+        bad(
+            "gke project number instead of id",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"gke": gke()}));
+                set(o, "/spec/connection/gke/project", json!("123456789012"));
+            }),
+            "spec.connection.gke.project",
+            msg::GKE_PROJECT,
+        ),
+        bad(
+            "gke location that is not a region or zone",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"gke": gke()}));
+                set(o, "/spec/connection/gke/location", json!("europe"));
+            }),
+            "spec.connection.gke.location",
+            msg::GKE_LOCATION,
+        ),
+        bad(
+            "gke cluster with uppercase letters",
+            MC,
+            with(m(), |o| {
+                set(o, "/spec/connection", json!({"gke": gke()}));
+                set(o, "/spec/connection/gke/cluster", json!("Prod"));
+            }),
+            "spec.connection.gke.cluster",
+            msg::GKE_CLUSTER,
         ),
         bad(
             "connection without a method",

@@ -61,13 +61,64 @@ pub struct MemberClusterSpec {
 /// How Bascule reaches a member's API server. Exactly one method is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.kubeconfigSecretRef)].filter(x, x).size() == 1").message("spec.connection must set exactly one method: kubeconfigSecretRef"))]
+#[x_kube(validation = Rule::new("[has(self.kubeconfigSecretRef), has(self.eks), has(self.gke)].filter(x, x).size() == 1").message("spec.connection must set exactly one method: kubeconfigSecretRef, eks or gke; keep one and remove the others"))]
 pub struct Connection {
     /// A Secret in the operator's namespace holding a kubeconfig (bearer token or client
     /// certificate). Exec plugins in it are refused unless the operator runs with
     /// `--allow-exec-plugins`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_secret_ref: Option<SecretKeyRef>,
+
+    /// An Amazon EKS cluster reached with the operator's own AWS identity: endpoint and CA from
+    /// the EKS API (DescribeCluster), a bearer token signed in-process from the standard AWS
+    /// credential chain (IRSA, EKS Pod Identity, environment, profiles). See docs/providers.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eks: Option<EksConnection>,
+
+    /// A Google GKE cluster reached with the operator's Application Default Credentials
+    /// (Workload Identity, a service-account key, workload identity federation): endpoint and CA
+    /// from the GKE API, a Google access token. See docs/providers.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gke: Option<GkeConnection>,
+}
+
+/// An EKS cluster, by name and region.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct EksConnection {
+    /// The EKS cluster's name, as in `aws eks describe-cluster --name`.
+    #[x_kube(validation = Rule::new("self.matches('^[0-9A-Za-z][A-Za-z0-9_-]*$')").message("spec.connection.eks.clusterName must be an EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit"))]
+    #[schemars(length(min = 1, max = 100))]
+    pub cluster_name: String,
+    /// The cluster's AWS region, for example `us-east-1`.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("spec.connection.eks.region must be an AWS region like us-east-1"))]
+    #[schemars(length(min = 1, max = 32))]
+    pub region: String,
+    /// An IAM role to assume (with the operator's own credentials) before calling EKS and
+    /// signing the token; the EKS access entry then names this role.
+    #[serde(default, rename = "roleARN", skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$')").message("spec.connection.eks.roleARN must be an IAM role ARN like arn:aws:iam::123456789012:role/bascule"))]
+    #[schemars(length(min = 1, max = 2048))]
+    pub role_arn: Option<String>,
+}
+
+/// A GKE cluster, by project, location and name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct GkeConnection {
+    /// The Google Cloud project ID (not its number), for example `shop-prod-4711`.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z][-a-z0-9]{4,28}[a-z0-9]$')").message("spec.connection.gke.project must be a Google Cloud project ID: 6 to 30 lowercase letters, digits and '-', starting with a letter"))]
+    #[schemars(length(min = 1, max = 30))]
+    pub project: String,
+    /// The cluster's region (regional cluster, e.g. `europe-west1`) or zone (zonal cluster, e.g.
+    /// `europe-west1-b`).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]+-[a-z]+[0-9]+(-[a-z])?$')").message("spec.connection.gke.location must be a Google Cloud region or zone like europe-west1 or europe-west1-b"))]
+    #[schemars(length(min = 1, max = 64))]
+    pub location: String,
+    /// The GKE cluster's name.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("spec.connection.gke.cluster must be a GKE cluster name: lowercase letters, digits and '-', starting with a letter"))]
+    #[schemars(length(min = 1, max = 40))]
+    pub cluster: String,
 }
 
 /// Probe period and thresholds. A cluster turns Unhealthy after `failureThreshold` failed probes

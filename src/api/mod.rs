@@ -11,8 +11,8 @@ pub use common::{
 };
 pub use manifest::Manifest;
 pub use member_cluster::{
-    ClusterHealth, Connection, HealthSettings, MemberCluster, MemberClusterSpec,
-    MemberClusterStatus,
+    ClusterHealth, Connection, EksConnection, GkeConnection, HealthSettings, MemberCluster,
+    MemberClusterSpec, MemberClusterStatus,
 };
 pub use workload::{
     FailbackMode, FailoverPolicy, MultiCloudWorkload, MultiCloudWorkloadSpec,

@@ -24,6 +24,9 @@ pub enum ProbeFailure {
     NoReadyNodes,
     /// Credentials were refused (401/403).
     Unauthorized(String),
+    /// No token could be obtained from the cloud provider for an `eks`/`gke` connection: the
+    /// provider error's reason (`CredentialsExpired`, `AccessDenied`, ...) and message.
+    Provider(&'static str, String),
 }
 
 impl ProbeFailure {
@@ -35,6 +38,7 @@ impl ProbeFailure {
             ProbeFailure::NotReady(_) => "APIServerNotReady",
             ProbeFailure::NoReadyNodes => "NoReadyNodes",
             ProbeFailure::Unauthorized(_) => "Unauthorized",
+            ProbeFailure::Provider(reason, _) => reason,
         }
     }
 
@@ -49,6 +53,9 @@ impl ProbeFailure {
             ProbeFailure::NoReadyNodes => "the API server answers but no node is Ready".to_string(),
             ProbeFailure::Unauthorized(e) => {
                 format!("the API server refused Bascule's credentials: {e}")
+            }
+            ProbeFailure::Provider(_, e) => {
+                format!("no token for the member from its cloud provider: {e}")
             }
         }
     }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::api::SecretKeyRef;
+use super::providers::{self, BearerLayer, ProviderError, Providers, TokenCache};
+use crate::api::{Connection, SecretKeyRef};
 
 /// Timeouts and permissions for member connections.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct ConnectionOptions {
     pub read_timeout: Duration,
     /// Requests per second to one member, at most.
     pub requests_per_second: u64,
+    /// AWS and Google settings for `eks` and `gke` connections.
+    pub providers: Providers,
 }
 
 impl Default for ConnectionOptions {
@@ -31,6 +34,7 @@ impl Default for ConnectionOptions {
             connect_timeout: Duration::from_secs(2),
             read_timeout: Duration::from_secs(10),
             requests_per_second: 50,
+            providers: Providers::default(),
         }
     }
 }
@@ -67,8 +71,14 @@ pub enum ConnectionError {
         owner: String,
         field: &'static str,
     },
-    #[error("spec.connection sets no connection method; set spec.connection.kubeconfigSecretRef")]
+    #[error(
+        "spec.connection sets no connection method; set spec.connection.kubeconfigSecretRef, eks or gke"
+    )]
     NoMethod,
+    /// An `eks` or `gke` connection failed at the provider (credentials, permissions, the
+    /// cluster): the reason is the provider error's kind.
+    #[error("{0}")]
+    Provider(#[from] ProviderError),
 }
 
 impl ConnectionError {
@@ -80,8 +90,100 @@ impl ConnectionError {
             ConnectionError::ExecRefused { .. } => "ExecPluginRefused",
             ConnectionError::FileRefused { .. } => "KubeconfigFileRefused",
             ConnectionError::NoMethod => "NoConnectionMethod",
+            ConnectionError::Provider(e) => e.reason(),
         }
     }
+
+    /// Whether trying again later may succeed without anyone changing the MemberCluster or its
+    /// Secret: provider errors (IAM changes propagate, clusters finish creating, networks
+    /// recover). A broken Secret is picked up when the Secret changes.
+    pub fn retryable(&self) -> bool {
+        matches!(self, ConnectionError::Provider(_))
+    }
+}
+
+/// A client for a member by its `spec.connection`: a kubeconfig Secret (see [`connect`]), or
+/// the operator's own AWS or Google identity.
+pub async fn connect_member(
+    connection: &Connection,
+    secret: Option<&Secret>,
+    namespace: &str,
+    opts: &ConnectionOptions,
+) -> Result<kube::Client, ConnectionError> {
+    if let Some(eks) = &connection.eks {
+        let base = opts.providers.aws().await;
+        let endpoint = providers::eks::resolve(base, eks).await?;
+        let label = format!("EKS cluster {} in {}", eks.cluster_name, eks.region);
+        return with_token(
+            &endpoint.server,
+            &endpoint.ca_data,
+            endpoint.tokens,
+            &label,
+            opts,
+        )
+        .await;
+    }
+    if let Some(gke) = &connection.gke {
+        let credentials = opts.providers.google().await?;
+        let endpoint =
+            providers::gke::resolve(&credentials, opts.providers.gke_api_url(), gke).await?;
+        let label = format!(
+            "GKE cluster {} in {}/{}",
+            gke.cluster, gke.project, gke.location
+        );
+        return with_token(
+            &endpoint.server,
+            &endpoint.ca_data,
+            endpoint.tokens,
+            &label,
+            opts,
+        )
+        .await;
+    }
+    connect(
+        connection.kubeconfig_secret_ref.as_ref(),
+        secret,
+        namespace,
+        opts,
+    )
+    .await
+}
+
+/// A client for `server` (trusting the base64 PEM bundle `ca_data`) whose requests carry the
+/// token source's current token, refreshed before expiry without rebuilding the client.
+async fn with_token(
+    server: &str,
+    ca_data: &str,
+    tokens: std::sync::Arc<dyn providers::TokenSource>,
+    label: &str,
+    opts: &ConnectionOptions,
+) -> Result<kube::Client, ConnectionError> {
+    let invalid = |problem: String| ConnectionError::Invalid {
+        secret: label.to_string(),
+        problem,
+    };
+    // The first token now: it proves the credentials work before the client is handed out.
+    let first = tokens.fetch().await?;
+    // Built as data, so nothing the provider returned can change the structure.
+    let kubeconfig: Kubeconfig = serde_json::from_value(serde_json::json!({
+        "clusters": [{"name": "member", "cluster": {
+            "server": server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": "member", "user": {}}],
+        "contexts": [{"name": "member", "context": {"cluster": "member", "user": "member"}}],
+        "current-context": "member",
+    }))
+    .map_err(|e| invalid(format!("the provider's endpoint is unusable: {e}")))?;
+    let config = config(kubeconfig, label, opts).await?;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+        invalid(format!(
+            "the provider's endpoint or CA is unusable: {}",
+            redact(&e.to_string())
+        ))
+    })?;
+    let limit =
+        tower::limit::RateLimitLayer::new(opts.requests_per_second.max(1), Duration::from_secs(1));
+    let bearer = BearerLayer::new(TokenCache::new(tokens, Some(first)));
+    Ok(builder.with_layer(&limit).with_layer(&bearer).build())
 }
 
 /// A client for a member: the kubeconfig Secret that `reference` names (looked up by the caller,

@@ -23,12 +23,15 @@ use super::pool::MemberPool;
 use super::probe::{self, ProbeReport};
 use super::status::{self, Observed};
 use super::writer;
-use crate::api::{ClusterHealth, MemberCluster, MemberClusterStatus, SecretKeyRef};
+use crate::api::{ClusterHealth, Connection, MemberCluster, MemberClusterStatus};
 use crate::health::{HealthTracker, Probe};
 use crate::placement::ClusterSnapshot;
 
 /// How often `/version` is read once known (it changes only with an upgrade).
 const VERSION_EVERY: Duration = Duration::from_secs(60);
+/// First and longest delay before a failed `eks`/`gke` connection is tried again.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// What the supervisor hands a member's task: the MemberCluster and its kubeconfig Secret (`None`
 /// if the Secret does not exist), as last seen on the hub.
@@ -122,6 +125,9 @@ struct Member {
     version_at: Option<Instant>,
     latency_ms: Option<i64>,
     next_probe: Instant,
+    /// When a provider connection error is tried again, and the delay after that.
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
     /// The status last handed to the writer (or as found at start).
     sent: Option<MemberClusterStatus>,
     statuses: watch::Sender<Option<MemberClusterStatus>>,
@@ -152,27 +158,43 @@ impl Member {
             version_at: None,
             latency_ms: None,
             next_probe: Instant::now(),
+            retry_at: None,
+            retry_delay: RETRY_FIRST,
             sent: status,
             statuses,
         }
     }
 
-    /// Rebuilds the client when the connection (the Secret reference or the kubeconfig in it)
-    /// changed.
+    /// Rebuilds the client when the connection (the Secret reference or the kubeconfig in it, or
+    /// the `eks`/`gke` settings) changed, or when a provider error is due for another try.
     async fn follow(&mut self, ctx: &Context, input: &Input) {
-        let reference = input.cluster.spec.connection.kubeconfig_secret_ref.as_ref();
-        let fingerprint = fingerprint(reference, input.secret.as_deref());
-        if self.fingerprint == Some(fingerprint) {
+        let connection = &input.cluster.spec.connection;
+        let fingerprint = fingerprint(connection, input.secret.as_deref());
+        let retry_due = self.client.as_ref().is_err_and(ConnectionError::retryable)
+            && self.retry_at.is_some_and(|at| Instant::now() >= at);
+        if self.fingerprint == Some(fingerprint) && !retry_due {
             return;
         }
+        if self.fingerprint != Some(fingerprint) {
+            self.retry_delay = RETRY_FIRST;
+        }
         self.fingerprint = Some(fingerprint);
-        self.client = connection::connect(
-            reference,
+        self.client = connection::connect_member(
+            connection,
             input.secret.as_deref(),
             &ctx.namespace,
             &ctx.opts,
         )
         .await;
+        self.retry_at = None;
+        if self.client.as_ref().is_err_and(ConnectionError::retryable) {
+            // Provider errors heal without a change on the hub (an IAM policy attached, a
+            // cluster done creating): try again, backing off to once a minute.
+            self.retry_at = Some(Instant::now() + self.retry_delay);
+            self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
+        } else {
+            self.retry_delay = RETRY_FIRST;
+        }
         self.last_probe = None;
         self.version_at = None;
         self.next_probe = Instant::now();
@@ -299,10 +321,17 @@ pub fn health_without_connection(health: ClusterHealth) -> ClusterHealth {
     }
 }
 
-/// Identifies a connection: the Secret reference and the kubeconfig bytes it points at. A Secret
-/// change that leaves the kubeconfig alone (labels, other keys) keeps the client.
-fn fingerprint(reference: Option<&SecretKeyRef>, secret: Option<&Secret>) -> u64 {
+/// Identifies a connection: the `eks`/`gke` settings, or the Secret reference and the kubeconfig
+/// bytes it points at. A Secret change that leaves the kubeconfig alone (labels, other keys)
+/// keeps the client.
+fn fingerprint(connection: &Connection, secret: Option<&Secret>) -> u64 {
     let mut h = DefaultHasher::new();
+    connection.eks.hash(&mut h);
+    connection.gke.hash(&mut h);
+    let reference = connection.kubeconfig_secret_ref.as_ref();
+    if reference.is_none() {
+        return h.finish();
+    }
     reference.map(|r| (&r.name, &r.key)).hash(&mut h);
     if let (Some(r), Some(s)) = (reference, secret) {
         s.metadata.uid.hash(&mut h);
@@ -330,6 +359,7 @@ fn now() -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SecretKeyRef;
     use k8s_openapi::ByteString;
 
     fn secret(data: &str, label: Option<&str>) -> Secret {
@@ -346,22 +376,53 @@ mod tests {
         s
     }
 
+    fn by_secret(r: Option<&SecretKeyRef>) -> Connection {
+        Connection {
+            kubeconfig_secret_ref: r.cloned(),
+            eks: None,
+            gke: None,
+        }
+    }
+
     #[test]
     fn the_fingerprint_follows_the_kubeconfig_only() {
         let r = SecretKeyRef {
             name: "member".into(),
             key: "kubeconfig".into(),
         };
-        let a = fingerprint(Some(&r), Some(&secret("one", None)));
-        assert_eq!(a, fingerprint(Some(&r), Some(&secret("one", Some("x")))));
-        assert_ne!(a, fingerprint(Some(&r), Some(&secret("two", None))));
-        assert_ne!(a, fingerprint(Some(&r), None));
+        let f = |r: Option<&SecretKeyRef>, s: Option<&Secret>| fingerprint(&by_secret(r), s);
+        let a = f(Some(&r), Some(&secret("one", None)));
+        assert_eq!(a, f(Some(&r), Some(&secret("one", Some("x")))));
+        assert_ne!(a, f(Some(&r), Some(&secret("two", None))));
+        assert_ne!(a, f(Some(&r), None));
         let other_key = SecretKeyRef {
             key: "other".into(),
             ..r.clone()
         };
-        assert_ne!(a, fingerprint(Some(&other_key), Some(&secret("one", None))));
-        assert_ne!(fingerprint(None, None), fingerprint(Some(&r), None));
+        assert_ne!(a, f(Some(&other_key), Some(&secret("one", None))));
+        assert_ne!(f(None, None), f(Some(&r), None));
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_provider_settings() {
+        let eks = |role: Option<&str>| Connection {
+            kubeconfig_secret_ref: None,
+            eks: Some(crate::api::EksConnection {
+                cluster_name: "prod".into(),
+                region: "us-east-1".into(),
+                role_arn: role.map(str::to_string),
+            }),
+            gke: None,
+        };
+        assert_eq!(fingerprint(&eks(None), None), fingerprint(&eks(None), None));
+        assert_ne!(
+            fingerprint(&eks(None), None),
+            fingerprint(&eks(Some("arn:aws:iam::123456789012:role/b")), None)
+        );
+        assert_ne!(
+            fingerprint(&eks(None), None),
+            fingerprint(&by_secret(None), None)
+        );
     }
 
     #[test]

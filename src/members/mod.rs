@@ -6,6 +6,7 @@
 //! its client, and an event whenever something that matters for placement changed.
 //!
 //! - [`connection`]: kubeconfig Secret → vetted client configuration with timeouts.
+//! - [`providers`]: `eks` and `gke` connections with the operator's own cloud identity.
 //! - [`credentials`]: a member ServiceAccount → the kubeconfig Secret for the hub.
 //! - [`probe`]: one probe (`/readyz`, nodes, `/version`) and the classification of failures.
 //! - [`detect`]: node counts, allocatable capacity, provider and region from the nodes (pure).
@@ -25,6 +26,7 @@ pub mod detect;
 pub mod member;
 pub mod pool;
 pub mod probe;
+pub mod providers;
 pub mod status;
 pub mod supervisor;
 pub mod writer;

@@ -16,6 +16,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, Error as KubeError};
 
 use super::detect::{NodeFacts, NodeTally};
+use super::providers::ProviderError;
 use crate::health::{Probe, ProbeFailure};
 
 /// Nodes per list page: large enough that a 5,000-node cluster takes ten requests.
@@ -150,6 +151,10 @@ fn classify_transport(error: &(dyn StdError + 'static)) -> ProbeFailure {
     let mut innermost = error;
     let mut current = Some(error);
     while let Some(e) = current {
+        // An `eks`/`gke` member whose token could not be refreshed: the provider's reason.
+        if let Some(p) = e.downcast_ref::<ProviderError>() {
+            return ProbeFailure::Provider(p.reason(), p.message.clone());
+        }
         if let Some(io) = e.downcast_ref::<io::Error>() {
             match io.kind() {
                 io::ErrorKind::TimedOut => return ProbeFailure::Timeout,

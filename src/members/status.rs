@@ -189,6 +189,8 @@ mod tests {
                     name: "member-eks".into(),
                     key: "kubeconfig".into(),
                 }),
+                eks: None,
+                gke: None,
             },
             taints: vec![],
             health: HealthSettings::default(),

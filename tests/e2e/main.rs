@@ -21,6 +21,7 @@ mod gitops;
 mod leader;
 mod least_privilege;
 mod members;
+mod providers;
 mod smoke;
 mod support;
 mod workloads;
@@ -41,6 +42,7 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(gitops::trials(topology));
     trials.extend(leader::trials(topology));
     trials.extend(least_privilege::trials(topology));
+    trials.extend(providers::trials(topology));
     trials
 }
 

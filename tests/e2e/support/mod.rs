@@ -108,7 +108,7 @@ static CHILD_PGID: Mutex<Option<i32>> = Mutex::new(None);
 
 /// Runs `e2e/cluster --dir DIR ARGS...`, stderr passed through (it logs progress there), stdout
 /// returned. The child gets its own process group so it can be killed as a whole.
-fn run_cluster_script<I, S>(dir: &Path, args: I) -> Result<String>
+pub fn run_cluster_script<I, S>(dir: &Path, args: I) -> Result<String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

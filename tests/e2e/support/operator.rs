@@ -40,6 +40,8 @@ pub struct OperatorOptions {
     pub extra_args: Vec<String>,
     /// `KUBECONFIG` for the operator; default: the harness' hub kubeconfig (cluster admin).
     pub kubeconfig: Option<PathBuf>,
+    /// More environment variables (e.g. the AWS credential chain's), never logged.
+    pub env: Vec<(String, String)>,
 }
 
 impl OperatorOptions {
@@ -50,6 +52,7 @@ impl OperatorOptions {
             log_filter: None,
             extra_args: Vec::new(),
             kubeconfig: None,
+            env: Vec::new(),
         }
     }
 }
@@ -129,6 +132,7 @@ impl Operator {
             // Never fall back to an in-cluster configuration.
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBERNETES_SERVICE_PORT")
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err_file));

@@ -1,0 +1,210 @@
+//! Native cloud connections: a member reached with the operator's own cloud identity instead of
+//! a kubeconfig Secret.
+//!
+//! - [`eks`]: endpoint and CA from EKS `DescribeCluster`, a `k8s-aws-v1.` token (a presigned STS
+//!   `GetCallerIdentity` URL) signed in-process from the standard AWS credential chain.
+//! - [`gke`]: endpoint and CA from GKE `projects.locations.clusters.get`, a Google access token
+//!   from Application Default Credentials.
+//! - [`token`]: the bearer token a member client carries, refreshed before it expires without
+//!   rebuilding the client (a tower layer in front of kube's stack).
+//!
+//! Every failure is a [`ProviderError`] whose [`ProviderErrorKind`] becomes the MemberCluster
+//! condition reason, with the provider's own message: never a credential.
+
+pub mod eks;
+pub mod gke;
+pub mod token;
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+pub use token::{Bearer, BearerLayer, Token, TokenCache, TokenSource};
+
+/// What a member's connection needs from its provider: where its API server is, its CA, and
+/// where its tokens come from.
+pub struct Endpoint {
+    pub server: String,
+    /// Base64 of the PEM bundle, as EKS and GKE return it (and as a kubeconfig's
+    /// `certificate-authority-data` holds it).
+    pub ca_data: String,
+    pub tokens: Arc<dyn TokenSource>,
+}
+
+/// What went wrong while talking to a cloud provider, sorted by what a person does about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProviderErrorKind {
+    /// No credentials were found (no environment variables, web identity token, Pod Identity,
+    /// profile, metadata server, or ADC file).
+    CredentialsMissing,
+    /// Credentials were found but have expired.
+    CredentialsExpired,
+    /// Credentials were found but the provider does not know them (unknown or revoked key,
+    /// wrong secret).
+    CredentialsInvalid,
+    /// The identity is known but not allowed (IAM policy, assume-role trust, GKE permission).
+    AccessDenied,
+    /// The cluster does not exist in that account/project and region/location.
+    ClusterNotFound,
+    /// The cluster exists but has no usable endpoint yet (creating, deleting, failed).
+    ClusterNotReady,
+    /// The provider's API did not answer (network, timeout, 5xx): retried.
+    ProviderUnavailable,
+    /// Anything else the provider said (bad request, malformed answer).
+    ProviderError,
+}
+
+impl ProviderErrorKind {
+    /// The MemberCluster condition reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ProviderErrorKind::CredentialsMissing => "CredentialsMissing",
+            ProviderErrorKind::CredentialsExpired => "CredentialsExpired",
+            ProviderErrorKind::CredentialsInvalid => "CredentialsInvalid",
+            ProviderErrorKind::AccessDenied => "AccessDenied",
+            ProviderErrorKind::ClusterNotFound => "ClusterNotFound",
+            ProviderErrorKind::ClusterNotReady => "ClusterNotReady",
+            ProviderErrorKind::ProviderUnavailable => "ProviderUnavailable",
+            ProviderErrorKind::ProviderError => "ProviderError",
+        }
+    }
+}
+
+/// A provider failure: its kind and a message for a person (the provider's own words, the
+/// cluster, what to check). Never holds a credential.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ProviderErrorKind,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        ProviderError {
+            kind,
+            message: scrub(&message.into()),
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        self.kind.reason()
+    }
+}
+
+/// Cuts long unbroken words (tokens, signatures, keys) from a provider's message, and anything
+/// that looks like an AWS secret or session token, to be safe: provider messages quote request
+/// ids and ARNs, which stay, but never need to quote a credential.
+pub fn scrub(message: &str) -> String {
+    let message: String = message.chars().take(600).collect();
+    message
+        .split_inclusive(char::is_whitespace)
+        .map(|w| {
+            let word = w.trim_end();
+            let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+            let secretish = bare.len() > 100
+                || bare.starts_with("ya29.")
+                || bare.starts_with("k8s-aws-v1.")
+                || bare.starts_with("eyJ")
+                || ((40..=100).contains(&bare.len()) && looks_like_key(bare));
+            if secretish {
+                w.replacen(word, "[redacted]", 1)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A 40-character AWS secret access key (or similar key material): base64 characters only, with
+/// upper- and lowercase letters and digits mixed. ARNs, ids and paths have ':' or '.' in them.
+fn looks_like_key(word: &str) -> bool {
+    word.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+        && word.chars().any(|c| c.is_ascii_uppercase())
+        && word.chars().any(|c| c.is_ascii_lowercase())
+        && word.chars().any(|c| c.is_ascii_digit())
+}
+
+/// Settings and credentials shared by every member of one kind: the AWS configuration and the
+/// Google credentials are loaded once (lazily, on the first member that needs them) from the
+/// operator's environment, like any AWS or Google SDK client would.
+#[derive(Clone, Debug, Default)]
+pub struct Providers {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Base URL of the GKE API (`https://container.googleapis.com/` unless overridden for private
+    /// endpoints or tests).
+    gke_api_url: Option<String>,
+    aws: OnceCell<aws_types::SdkConfig>,
+    google: OnceCell<Result<gke::GoogleCredentials, ProviderError>>,
+}
+
+impl Providers {
+    /// `gke_api_url` replaces the GKE API's base URL (tests, private service connect).
+    pub fn new(gke_api_url: Option<String>) -> Self {
+        Providers {
+            inner: Arc::new(Shared {
+                gke_api_url,
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub(crate) async fn aws(&self) -> &aws_types::SdkConfig {
+        self.inner.aws.get_or_init(eks::load_base_config).await
+    }
+
+    pub(crate) async fn google(&self) -> Result<gke::GoogleCredentials, ProviderError> {
+        self.inner
+            .google
+            .get_or_init(gke::GoogleCredentials::from_environment)
+            .await
+            .clone()
+    }
+
+    pub(crate) fn gke_api_url(&self) -> &str {
+        self.inner
+            .gke_api_url
+            .as_deref()
+            .unwrap_or(gke::GKE_API_URL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_secrets_and_keeps_names() {
+        let m = "The security token included in the request is invalid. AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY secret wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12 arn:aws:iam::123456789012:role/bascule-hub k8s-aws-v1.aHR0cHM6Ly9zdHM ya29.a0AfH6SM";
+        let s = scrub(m);
+        assert!(!s.contains("wJalrXUtnFEMI/K7MDENG"), "{s}");
+        assert!(
+            !s.contains("wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12"),
+            "{s}"
+        );
+        assert!(!s.contains("aHR0cHM6"), "{s}");
+        assert!(!s.contains("a0AfH6SM"), "{s}");
+        assert!(
+            s.contains("arn:aws:iam::123456789012:role/bascule-hub"),
+            "{s}"
+        );
+        assert!(s.contains("The security token included in the request is invalid."));
+        assert!(
+            s.contains("AKIAIOSFODNN7EXAMPLE"),
+            "an access key id is not secret: {s}"
+        );
+    }
+
+    #[test]
+    fn reasons_are_stable() {
+        assert_eq!(
+            ProviderError::new(ProviderErrorKind::ClusterNotFound, "x").reason(),
+            "ClusterNotFound"
+        );
+    }
+}
