@@ -114,14 +114,7 @@ pub async fn connect_member(
         let base = opts.providers.aws().await;
         let endpoint = providers::eks::resolve(base, eks).await?;
         let label = format!("EKS cluster {} in {}", eks.cluster_name, eks.region);
-        return with_token(
-            &endpoint.server,
-            &endpoint.ca_data,
-            endpoint.tokens,
-            &label,
-            opts,
-        )
-        .await;
+        return with_token(endpoint, &label, opts).await;
     }
     if let Some(gke) = &connection.gke {
         let credentials = opts.providers.google().await?;
@@ -131,14 +124,7 @@ pub async fn connect_member(
             "GKE cluster {} in {}/{}",
             gke.cluster, gke.project, gke.location
         );
-        return with_token(
-            &endpoint.server,
-            &endpoint.ca_data,
-            endpoint.tokens,
-            &label,
-            opts,
-        )
-        .await;
+        return with_token(endpoint, &label, opts).await;
     }
     connect(
         connection.kubeconfig_secret_ref.as_ref(),
@@ -152,12 +138,15 @@ pub async fn connect_member(
 /// A client for `server` (trusting the base64 PEM bundle `ca_data`) whose requests carry the
 /// token source's current token, refreshed before expiry without rebuilding the client.
 async fn with_token(
-    server: &str,
-    ca_data: &str,
-    tokens: std::sync::Arc<dyn providers::TokenSource>,
+    endpoint: providers::Endpoint,
     label: &str,
     opts: &ConnectionOptions,
 ) -> Result<kube::Client, ConnectionError> {
+    let providers::Endpoint {
+        server,
+        ca_data,
+        tokens,
+    } = endpoint;
     let invalid = |problem: String| ConnectionError::Invalid {
         secret: label.to_string(),
         problem,
