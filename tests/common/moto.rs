@@ -55,24 +55,9 @@ impl Moto {
         Ok(moto)
     }
 
-    /// Runs e2e/aws/moto-seed.py against this server: IAM users, a role, EKS clusters, then IAM
-    /// enforcement on. Returns its JSON.
+    /// Runs e2e/aws/moto-seed.py against this server; see [`seed`].
     pub fn seed(&self, clusters: &[&str]) -> Result<serde_json::Value, String> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/aws/moto-seed.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script).arg(&self.url);
-        for c in clusters {
-            cmd.args(["--cluster", c]);
-        }
-        let out = cmd.output().map_err(|e| format!("python3: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} failed: {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("moto-seed output: {e}"))
+        seed(&self.url, clusters)
     }
 
     /// From now on moto checks each request's access key, signature and the caller's IAM
@@ -98,6 +83,31 @@ impl Moto {
             ))
         }
     }
+}
+
+/// Runs e2e/aws/moto-seed.py against the moto at `url`: IAM users, a role, EKS clusters, then
+/// IAM enforcement on. Returns its JSON.
+pub fn seed(url: &str, clusters: &[&str]) -> Result<serde_json::Value, String> {
+    // Read at run time: a test binary reused from the shared build cache may have been built
+    // in another checkout.
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let script = root.join("e2e/aws/moto-seed.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).arg(url);
+    for c in clusters {
+        cmd.args(["--cluster", c]);
+    }
+    let out = cmd.output().map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("moto-seed output: {e}"))
 }
 
 impl Drop for Moto {

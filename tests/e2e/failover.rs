@@ -20,6 +20,7 @@
 //! | `f_every_member_unreachable_nothing_deleted` | both members stopped at once and started again → no object deleted or scaled down anywhere, placement unchanged |
 //! | `g_sigkill_mid_failover_converges` | the operator SIGKILLed right after the failover started, restarted → converges, no orphan, no replicas beyond the surge |
 //! | `h_application_unavailable_moves_that_workload_only` | the checkout's pods never become Ready on eks-use1 (kwok keeps pods labelled `pod-not-ready.stage.kwok.x-k8s.io=true` Pending; an override sets it there only) → after `applicationTolerationSeconds` it moves to gke-euw1 and is 10/10 Available there; another workload on the same healthy member stays |
+//! | `i_deleted_while_unreachable_collected_on_return` | a workload deleted while eks-use1 is stopped: the deletion completes at once (gke-euw1 cleaned), and its copies on eks-use1 are removed when eks-use1 returns, while a workload that still exists there keeps its objects untouched |
 //! | `bench_failover` (ignored) | scenario (a) 5 times, one line of figures per run; `e2e/bench-failover` summarises them |
 
 use std::collections::BTreeSet;
@@ -94,6 +95,17 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
         trial(
             "failover::g_sigkill_mid_failover_converges",
             |h| async move { Fleet::run(h, FleetOptions::new("sigkill"), sigkill).await },
+        ),
+        trial(
+            "failover::i_deleted_while_unreachable_collected_on_return",
+            |h| async move {
+                Fleet::run(
+                    h,
+                    FleetOptions::new("orphans").success_threshold(3),
+                    orphans_collected,
+                )
+                .await
+            },
         ),
         trial(
             "failover::bench_failover",
@@ -1374,5 +1386,110 @@ async fn sigkill(fx: &mut Fleet) -> TestResult {
     fx.alive()?;
     let starts = fx.with_operator(|op| op.starts());
     ensure!(starts == 2, "the operator was started {starts} times");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// (i): a workload deleted while a member is unreachable.
+
+/// The checkout runs on eks-use1 beside `keeper`, which may only run there. eks-use1 stops; the
+/// checkout fails over to gke-euw1 and is then deleted: the finalizer does not wait for the
+/// unreachable member (the hub forgets the workload at once, gke-euw1 is cleaned). When eks-use1
+/// returns, the orphan collection removes the checkout's copies there, and only those: the
+/// keeper (held in place during the outage) keeps the same objects, uids and replicas.
+async fn orphans_collected(fx: &mut Fleet) -> TestResult {
+    const KEEPER: &str = "keeper";
+    const KEEPER_REPLICAS: i32 = 3;
+    let eks = fx.mc(EKS);
+    fx.create_workload(WORKLOAD, checkout(0, json!({"mode": "Manual"})))
+        .await?;
+    let mut keeper = checkout(0, json!({"mode": "Manual"}));
+    rename(&mut keeper, KEEPER);
+    keeper["replicas"] = json!(KEEPER_REPLICAS);
+    keeper["placement"]["tiers"] = json!([
+        {"name": "eks-us-east-1", "providers": ["aws"], "regions": ["us-east-1"]}
+    ]);
+    fx.create_workload(KEEPER, keeper).await?;
+    let w = wait_placed(fx, &format!("{eks}=10"), REPLICAS, PLACED_WITHIN).await?;
+    let uid = uid_of(&w)?;
+    let kept = fx
+        .wait_workload(KEEPER, "placed and Ready", PLACED_WITHIN, |w| {
+            placed_as(w, &format!("{eks}={KEEPER_REPLICAS}"), KEEPER_REPLICAS)
+        })
+        .await?;
+    let keeper_uid = uid_of(&kept)?;
+    let keeper_objects = async |fx: &Fleet| -> Result<Vec<crate::support::fleet::Placed>, String> {
+        let mut p = fx.placed(EKS).await?;
+        p.retain(|p| p.workload_uid == keeper_uid);
+        p.sort_by(|a, b| a.object.cmp(&b.object));
+        Ok(p)
+    };
+    let keeper_before = keeper_objects(fx).await?;
+    ensure!(
+        keeper_before.len() == 2,
+        "keeper on eks-use1: {keeper_before:?}"
+    );
+    let mut checkout_on_eks = fx.placed(EKS).await?;
+    checkout_on_eks.retain(|p| p.workload_uid == uid);
+    ensure!(
+        checkout_on_eks.len() == 2,
+        "checkout on eks-use1: {checkout_on_eks:?}"
+    );
+
+    let outage = inject(fx.h, EKS, Fault::Stop).await?;
+    fx.wait_health(EKS, "Unhealthy", Duration::from_secs(30))
+        .await?;
+    let gke = fx.mc(GKE);
+    wait_placed(fx, &format!("{gke}=10"), REPLICAS, FAILOVER_BUDGET).await?;
+    println!("eks-use1 stopped; checkout failed over to gke-euw1");
+
+    let t_delete = Instant::now();
+    fx.workloads().delete(WORKLOAD, &Default::default()).await?;
+    fx.until(
+        "the checkout gone from the hub",
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        async || match fx.workloads().get_opt(WORKLOAD).await {
+            Ok(None) => Ok(()),
+            Ok(Some(w)) => Err(describe(&w)),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await?;
+    let deleted_in = t_delete.elapsed();
+    let gke_left: Vec<_> = fx
+        .placed(GKE)
+        .await?
+        .into_iter()
+        .filter(|p| p.workload_uid == uid)
+        .collect();
+    ensure!(
+        gke_left.is_empty(),
+        "the workload is gone but gke-euw1 still holds {gke_left:?}"
+    );
+    println!(
+        "checkout deleted while eks-use1 is down: gone from the hub {:.1} s later, gke-euw1 clean",
+        secs(deleted_in)
+    );
+
+    let t_back = Instant::now();
+    end(outage).await?;
+    let started = t_back.elapsed();
+    let removed = wait_removed(fx, EKS, &uid, CLEANED_WITHIN).await?;
+    println!(
+        "eks-use1 started in {:.1} s; the checkout's copies there removed {:.1} s later",
+        secs(started),
+        secs(removed)
+    );
+    fx.wait_health(EKS, "Healthy", Duration::from_secs(60))
+        .await?;
+    let keeper_after = keeper_objects(fx).await?;
+    ensure!(
+        keeper_after == keeper_before,
+        "keeper's objects changed: before {keeper_before:?}, after {keeper_after:?}"
+    );
+    let w = fx.workload(KEEPER).await?;
+    placed_as(&w, &format!("{eks}={KEEPER_REPLICAS}"), KEEPER_REPLICAS)?;
+    println!("keeper untouched on eks-use1: {keeper_after:?}");
     Ok(())
 }

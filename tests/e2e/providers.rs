@@ -27,6 +27,10 @@ use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
 use crate::support::fleet::condition;
+// The moto starter of the non-e2e tests; only its seeding is used here (fake-aws.py runs moto).
+#[path = "../common/moto.rs"]
+#[allow(dead_code)]
+mod moto;
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::wait::until;
 use crate::support::{Harness, TestResult, Topology, member_rbac, run_cluster_script, trial};
@@ -74,7 +78,7 @@ async fn eks_trial(
 ) -> TestResult {
     // moto: the operator's IAM user, the role it assumes, the EKS cluster; then the cluster's
     // endpoint and CA are made those of the real member.
-    let seed = seed(&fake.moto_url, EKS_MEMBER)?;
+    let seed = moto::seed(&fake.moto_url, &[EKS_MEMBER])?;
     let (server, ca_data) = clusters.endpoint(EKS_MEMBER)?;
     fake.adopt(EKS_MEMBER, &server, &ca_data)?;
 
@@ -722,24 +726,6 @@ impl Drop for Cleanup {
         })
         .join();
     }
-}
-
-/// Runs e2e/aws/moto-seed.py (IAM user, role, EKS cluster `name`).
-fn seed(moto_url: &str, name: &str) -> Result<Value, String> {
-    let script = crate::support::repo_root().join("e2e/aws/moto-seed.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(moto_url)
-        .args(["--cluster", name])
-        .output()
-        .map_err(|e| format!("python3: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "moto-seed.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("moto-seed.py output: {e}"))
 }
 
 /// e2e/aws/fake-aws.py (moto + the token webhook) in its own process group, killed by that
