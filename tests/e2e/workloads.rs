@@ -31,7 +31,7 @@ type Row = (
 use bascule::api::{MemberCluster, MultiCloudWorkload, Provider};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::Discovery;
@@ -39,25 +39,21 @@ use kube::{Client, ResourceExt};
 use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
-use crate::support::member_rbac;
+use crate::support::fleet::{
+    EKS, Fleet, FleetOptions, GKE, MANAGED_BY, WORKLOAD_NAME, WORKLOAD_NAMESPACE, WORKLOAD_UID,
+    condition,
+};
 use crate::support::metrics::RequestCounts;
-use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{Harness, TestResult, Topology, trial, unique_name};
 
-const EKS: &str = "eks-use1";
-const GKE: &str = "gke-euw1";
-
-/// The ownership labels of the contract.
-const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-const WORKLOAD_NAMESPACE: &str = "bascule.dev/workload-namespace";
-const WORKLOAD_NAME: &str = "bascule.dev/workload-name";
-const WORKLOAD_UID: &str = "bascule.dev/workload-uid";
 const FINALIZER: &str = "bascule.dev/cleanup";
 
 /// How long a workload may take to become Available (generous: the feature is not speed).
 const AVAILABLE_WITHIN: Duration = Duration::from_secs(60);
 /// Deleting a workload empties every member within this: this budget is the feature.
 const DELETED_WITHIN: Duration = Duration::from_secs(10);
+/// How often a wait polls.
+const POLL: Duration = Duration::from_millis(200);
 
 pub fn trials(_: &Topology) -> Vec<Trial> {
     vec![
@@ -67,42 +63,42 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
         ),
         trial(
             "workloads::weighted_spread_7_3_becomes_available",
-            |h| async move { Fixture::run(h, "spread", weighted_spread).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("spread"), weighted_spread).await },
         ),
         trial(
             "workloads::replicas_and_template_changes_roll_out",
-            |h| async move { Fixture::run(h, "rollout", rollout).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("rollout"), rollout).await },
         ),
         trial(
             "workloads::override_changes_only_its_provider",
-            |h| async move { Fixture::run(h, "override", overrides).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("override"), overrides).await },
         ),
         trial(
             "workloads::deletion_leaves_nothing_within_10s",
-            |h| async move { Fixture::run(h, "delete", deletion).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("delete"), deletion).await },
         ),
         trial(
             "workloads::ownership_conflict_reported_foreign_object_untouched",
-            |h| async move { Fixture::run(h, "conflict", conflict).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("conflict"), conflict).await },
         ),
         trial(
             "workloads::bad_kubeconfig_reported_workload_on_good_members",
-            |h| async move { Fixture::run(h, "badconn", bad_kubeconfig).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("badconn"), bad_kubeconfig).await },
         ),
         trial(
             "workloads::sigkill_and_restart_change_nothing",
-            |h| async move { Fixture::run(h, "restart", restart).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("restart"), restart).await },
         ),
         trial("workloads::idle_operator_writes_nothing", |h| async move {
-            Fixture::run(h, "idle", idle).await
+            Fleet::run(h, FleetOptions::workloads("idle"), idle).await
         }),
         trial(
             "workloads::measure_propagation_latency_100_workloads",
-            |h| async move { Fixture::run(h, "latency", measure_latency).await },
+            |h| async move { Fleet::run(h, FleetOptions::workloads("latency"), measure_latency).await },
         )
         .with_ignored_flag(true),
         trial("workloads::measure_memory_1000_workloads", |h| async move {
-            Fixture::run(h, "memory", measure_memory).await
+            Fleet::run(h, FleetOptions::workloads("memory"), measure_memory).await
         })
         .with_ignored_flag(true),
     ]
@@ -210,7 +206,7 @@ async fn metrics_count_writes(h: &'static Harness) -> TestResult {
 
 /// Divided, tier aws weight 70 and tier gcp weight 30, 10 replicas: eks-use1 gets 7, gke-euw1 3,
 /// and the status says so in every field. SIGTERM then stops the operator.
-async fn weighted_spread(fx: &mut Fixture) -> TestResult {
+async fn weighted_spread(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     let t0 = Instant::now();
     let created = fx
@@ -353,7 +349,7 @@ async fn weighted_spread(fx: &mut Fixture) -> TestResult {
 
     // SIGTERM stops it.
     let t = Instant::now();
-    let (status, by_itself) = fx.operator_mut().stop(Duration::from_secs(10))?;
+    let (status, by_itself) = fx.with_operator(|op| op.stop(Duration::from_secs(10)))?;
     println!(
         "SIGTERM: the operator exited in {:.2} s ({status})",
         t.elapsed().as_secs_f64()
@@ -367,7 +363,7 @@ async fn weighted_spread(fx: &mut Fixture) -> TestResult {
 
 /// 10 → 20 replicas, then a new image and an environment variable: both members get the new
 /// spec, the status follows the generation, and the members' roll-outs complete.
-async fn rollout(fx: &mut Fixture) -> TestResult {
+async fn rollout(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
         .await?;
@@ -507,7 +503,7 @@ const NLB: &str = "service.beta.kubernetes.io/aws-load-balancer-type";
 /// Overrides for provider gcp (an image registry rewrite ECR → Artifact Registry, an annotation
 /// and a label on the Service) change gke-euw1's objects only; an override added later for aws
 /// changes eks-use1's Service and leaves gke-euw1's objects as they were (same resourceVersion).
-async fn overrides(fx: &mut Fixture) -> TestResult {
+async fn overrides(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     let gcp_overrides = json!([
         {"name": "gcp-registry", "clusters": {"providers": ["gcp"]},
@@ -596,6 +592,7 @@ async fn overrides(fx: &mut Fixture) -> TestResult {
     fx.until(
         "eks Service annotated by the aws override",
         Duration::from_secs(30),
+        POLL,
         async || {
             let s = fx
                 .get::<Service>(EKS, "checkout")
@@ -652,7 +649,7 @@ async fn overrides(fx: &mut Fixture) -> TestResult {
 
 /// Deleting an Available workload leaves no object with its uid label in any member within 10 s,
 /// and the MultiCloudWorkload is gone from the hub (the finalizer was removed) within 10 s too.
-async fn deletion(fx: &mut Fixture) -> TestResult {
+async fn deletion(fx: &mut Fleet) -> TestResult {
     fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
         .await?;
     let w = fx
@@ -662,7 +659,7 @@ async fn deletion(fx: &mut Fixture) -> TestResult {
         .await?;
     let uid = w.uid().ok_or("no uid")?;
     for member in [EKS, GKE] {
-        let n = fx.placed(member, &uid).await?;
+        let n = fx.placed_of(member, &uid).await?;
         ensure!(
             n.len() == 3,
             "{member}: expected a Deployment, a Service and a ConfigMap with the uid label, found {n:?}"
@@ -683,7 +680,7 @@ async fn deletion(fx: &mut Fixture) -> TestResult {
             if members_empty.contains_key(member) {
                 continue;
             }
-            let left = fx.placed(member, &uid).await?;
+            let left = fx.placed_of(member, &uid).await?;
             if left.is_empty() {
                 members_empty.insert(member, t0.elapsed());
             } else {
@@ -735,7 +732,7 @@ async fn deletion(fx: &mut Fixture) -> TestResult {
 /// conflict (Degraded=True/OwnershipConflict naming the cluster and the object, a Warning
 /// Event), leaves the Service exactly as it was, and still places everything in eks-use1.
 /// Deleting the workload does not delete the foreign Service either.
-async fn conflict(fx: &mut Fixture) -> TestResult {
+async fn conflict(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     let ns = fx.app_ns.clone();
     Api::<Namespace>::all(fx.member(GKE))
@@ -857,6 +854,7 @@ async fn conflict(fx: &mut Fixture) -> TestResult {
     fx.until(
         "checkout gone from the hub",
         Duration::from_secs(30),
+        POLL,
         async || match fx
             .workloads()
             .get_opt("checkout")
@@ -868,7 +866,7 @@ async fn conflict(fx: &mut Fixture) -> TestResult {
         },
     )
     .await?;
-    let left = fx.placed(EKS, &uid).await?;
+    let left = fx.placed_of(EKS, &uid).await?;
     ensure!(left.is_empty(), "eks still has {left:?}");
     let now = fx
         .get::<Service>(GKE, "checkout")
@@ -885,13 +883,16 @@ async fn conflict(fx: &mut Fixture) -> TestResult {
 /// Two more MemberClusters that cannot connect — one whose Secret does not exist (declared aws),
 /// one whose Secret holds garbage (declared gcp) — say why in their status; the 70/30 workload is
 /// placed on eks-use1 and gke-euw1 only, and the decision lists the broken ones as not selected.
-async fn bad_kubeconfig(fx: &mut Fixture) -> TestResult {
+async fn bad_kubeconfig(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     let missing = unique_name("missing");
-    fx.member_cluster(&missing, &missing, Some("aws")).await?;
+    fx.add_member_cluster(&missing, &missing, Some("aws"))
+        .await?;
     let garbage = unique_name("garbage");
-    fx.secret(&garbage, "this is not a kubeconfig: [").await?;
-    fx.member_cluster(&garbage, &garbage, Some("gcp")).await?;
+    fx.create_secret(&garbage, "this is not a kubeconfig: [")
+        .await?;
+    fx.add_member_cluster(&garbage, &garbage, Some("gcp"))
+        .await?;
     for (name, reason) in [
         (&missing, "KubeconfigSecretNotFound"),
         (&garbage, "KubeconfigInvalid"),
@@ -963,7 +964,7 @@ async fn bad_kubeconfig(fx: &mut Fixture) -> TestResult {
 /// from the API servers and, since nothing changed, writes nothing to the members and rewrites
 /// no status on the hub (level-triggered, status only on change); then it still works (a scale
 /// to 12 replicas lands).
-async fn restart(fx: &mut Fixture) -> TestResult {
+async fn restart(fx: &mut Fleet) -> TestResult {
     fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
         .await?;
     let w = fx
@@ -982,8 +983,8 @@ async fn restart(fx: &mut Fixture) -> TestResult {
     let objects_before = fx.member_versions(&uid).await?;
     let before = scrape_all(&clusters).await?;
 
-    let old_pid = fx.operator_mut().pid().ok_or("not running")?;
-    let status = fx.operator_mut().kill()?;
+    let old_pid = fx.with_operator(|op| op.pid()).ok_or("not running")?;
+    let status = fx.with_operator(|op| op.kill())?;
     {
         use std::os::unix::process::ExitStatusExt;
         ensure!(
@@ -995,8 +996,8 @@ async fn restart(fx: &mut Fixture) -> TestResult {
         !std::path::Path::new(&format!("/proc/{old_pid}")).exists(),
         "process {old_pid} still exists after SIGKILL"
     );
-    fx.operator_mut().start_again()?;
-    let new_pid = fx.operator_mut().pid().ok_or("not restarted")?;
+    fx.with_operator(|op| op.start_again())?;
+    let new_pid = fx.with_operator(|op| op.pid()).ok_or("not restarted")?;
     let t0 = Instant::now();
     // Give the new process time to connect, probe the members and reconcile the workload.
     while t0.elapsed() < Duration::from_secs(15) {
@@ -1057,7 +1058,7 @@ async fn restart(fx: &mut Fixture) -> TestResult {
 /// After the workload is Available and everything has settled, the operator makes no write
 /// request to the hub or to any member for BASCULE_E2E_IDLE_SECONDS (default 300), counted with
 /// the API servers' own `apiserver_request_total` (see support::metrics for why that is sound).
-async fn idle(fx: &mut Fixture) -> TestResult {
+async fn idle(fx: &mut Fleet) -> TestResult {
     let idle_for = Duration::from_secs(
         std::env::var("BASCULE_E2E_IDLE_SECONDS")
             .ok()
@@ -1144,7 +1145,7 @@ async fn idle(fx: &mut Fixture) -> TestResult {
 /// once the previous one is in both members: the latency of one change), then 100 more created
 /// 10 per second (latency under a steady load, queueing included). Also prints the API requests
 /// the operator made to each member per workload.
-async fn measure_latency(fx: &mut Fixture) -> TestResult {
+async fn measure_latency(fx: &mut Fleet) -> TestResult {
     let count: usize = env_number("BASCULE_E2E_LATENCY_WORKLOADS", 100);
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     let seen: FirstSeen = Arc::default();
@@ -1194,6 +1195,7 @@ async fn measure_latency(fx: &mut Fixture) -> TestResult {
             .until(
                 &format!("{name} in both members"),
                 Duration::from_secs(60),
+                POLL,
                 async || all_seen(&name).ok_or_else(|| "not yet".to_string()),
             )
             .await?;
@@ -1239,6 +1241,7 @@ async fn measure_latency(fx: &mut Fixture) -> TestResult {
         .until(
             "every workload's objects in both members",
             Duration::from_secs(300),
+            POLL,
             async || {
                 let mut out = Vec::new();
                 for (name, t) in &created {
@@ -1286,18 +1289,12 @@ fn print_latency(what: &str, latencies: &[Duration]) {
 
 /// The operator's resident memory (VmRSS) with 1,000 workloads over 2 members (500 each, 1
 /// replica each), once every workload is placed and has a status.
-async fn measure_memory(fx: &mut Fixture) -> TestResult {
-    let fx: &Fixture = fx;
+async fn measure_memory(fx: &mut Fleet) -> TestResult {
+    let fx: &Fleet = fx;
     let count: usize = env_number("BASCULE_E2E_MEMORY_WORKLOADS", 1000);
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let rss0 = fx
-        .operator
-        .lock()
-        .unwrap()
-        .as_ref()
-        .and_then(Operator::rss_kib)
-        .unwrap_or(0);
+    let rss0 = fx.with_operator(|op| op.rss_kib()).unwrap_or(0);
 
     let clusters = fx.all_clusters();
     let before = scrape_all(&clusters).await?;
@@ -1318,6 +1315,7 @@ async fn measure_memory(fx: &mut Fixture) -> TestResult {
     fx.until(
         "every workload placed, with a status",
         Duration::from_secs(900),
+        POLL,
         async || {
             let mut progress = Vec::new();
             let mut done = true;
@@ -1367,14 +1365,12 @@ async fn measure_memory(fx: &mut Fixture) -> TestResult {
         );
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (rss, hwm) = {
-        let op = fx.operator.lock().unwrap();
-        let op = op.as_ref().ok_or("no operator")?;
+    let (rss, hwm) = fx.with_operator(|op| {
         (
             op.rss_kib().unwrap_or(0),
             op.proc_status_kib("VmHWM").unwrap_or(0),
         )
-    };
+    });
     let ready = fx
         .workloads()
         .list(&ListParams::default())
@@ -1413,6 +1409,7 @@ async fn measure_memory(fx: &mut Fixture) -> TestResult {
     fx.until(
         "every workload deleted",
         Duration::from_secs(900),
+        POLL,
         async || {
             let n = fx
                 .workloads()
@@ -1534,10 +1531,6 @@ fn row_of(c: &ClusterPlacementStatus) -> Row {
 
 // ---------------------------------------------------------------------------------------------
 // Status checks (each returns what it saw when it does not hold).
-
-fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
-}
 
 fn ready_available(w: &MultiCloudWorkload) -> Result<(), String> {
     let s = w.status.as_ref().ok_or("no status")?;
@@ -1783,265 +1776,8 @@ where
 
 // ---------------------------------------------------------------------------------------------
 
-/// One trial's objects on the hub and in the members, and its operator.
-struct Fixture {
-    h: &'static Harness,
-    hub: Client,
-    members: BTreeMap<String, Client>,
-    /// The operator's namespace (kubeconfig Secrets).
-    ops_ns: String,
-    /// The workloads' namespace (on the hub, and created by the operator in the members).
-    app_ns: String,
-    /// MemberCluster name of each harness member.
-    names: BTreeMap<String, String>,
-    /// Every MemberCluster this trial created.
-    clusters: Vec<String>,
-    operator: Mutex<Option<Operator>>,
-}
-
-impl Fixture {
-    /// Sets up (namespaces, Secrets, MemberClusters for eks-use1 and gke-euw1, the operator),
-    /// runs `body`, and cleans up whatever happened — panics included.
-    async fn run<F>(h: &'static Harness, label: &str, body: F) -> TestResult
-    where
-        F: AsyncFnOnce(&mut Fixture) -> TestResult,
-    {
-        for m in [EKS, GKE] {
-            if !h.members().iter().any(|n| n == m) {
-                return Err(format!(
-                    "the workloads trials need member {m} (BASCULE_E2E_MEMBERS={})",
-                    h.members().join(",")
-                )
-                .into());
-            }
-        }
-        let hub = h.client(h.hub()).await?;
-        crate::crds::install_crds(&hub).await?;
-        let mut members = BTreeMap::new();
-        for m in [EKS, GKE] {
-            members.insert(m.to_string(), h.client(m).await?);
-        }
-        let mut fx = Fixture {
-            h,
-            hub,
-            members,
-            ops_ns: unique_name("bascule-ops"),
-            app_ns: unique_name(&format!("wl-{label}")),
-            names: BTreeMap::new(),
-            clusters: Vec::new(),
-            operator: Mutex::new(None),
-        };
-        let result = {
-            use futures::FutureExt;
-            let run = async {
-                fx.setup(label).await?;
-                body(&mut fx).await
-            };
-            match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                Ok(r) => r,
-                Err(panic) => Err(panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .map(|s| format!("panic: {s}"))
-                    .unwrap_or_else(|| "panic".into())
-                    .into()),
-            }
-        };
-        let cleanup = fx.cleanup().await;
-        let result = match (result, cleanup) {
-            (Err(e), Err(c)) => Err(format!("{e}\n(and the cleanup failed: {c})").into()),
-            (Err(e), Ok(())) => Err(e),
-            (Ok(()), Err(c)) => Err(format!("cleanup: {c}").into()),
-            (Ok(()), Ok(())) => Ok(()),
-        };
-        match fx.operator.lock().unwrap().as_ref() {
-            Some(op) => op.annotate(result),
-            None => result,
-        }
-    }
-
-    async fn setup(&mut self, label: &str) -> TestResult {
-        for ns in [&self.ops_ns, &self.app_ns] {
-            Api::<Namespace>::all(self.hub.clone())
-                .create(
-                    &PostParams::default(),
-                    &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
-                )
-                .await?;
-        }
-        for m in [EKS, GKE] {
-            let name = unique_name(m);
-            // The member's least-privilege ServiceAccount, as in production.
-            let kubeconfig = member_rbac::kubeconfig(self.h, m).await?;
-            self.secret(&name, &kubeconfig).await?;
-            self.member_cluster(&name, &name, None).await?;
-            self.names.insert(m.to_string(), name);
-        }
-        let foreign: Vec<String> = self
-            .member_clusters()
-            .list_metadata(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter_map(|m| m.metadata.name)
-            .filter(|n| !self.clusters.contains(n))
-            .collect();
-        if !foreign.is_empty() {
-            println!("warning: MemberClusters left by others on the hub: {foreign:?}");
-        }
-        let op = Operator::start(
-            self.h,
-            OperatorOptions::new(&self.ops_ns, &format!("operator-{label}")),
-        )?;
-        println!(
-            "operator pid {:?}, log {}",
-            op.pid(),
-            op.log_path().display()
-        );
-        *self.operator.lock().unwrap() = Some(op);
-        for m in [EKS, GKE] {
-            let name = self.mc(m);
-            self.wait_member_cluster(&name, "Ready=True", |c| c.status == "True")
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Deletes the workloads while the operator runs (its finalizer cleans the members), stops
-    /// it, removes what is left (finalizers included) on the hub and the members' namespace.
-    async fn cleanup(&mut self) -> Result<(), String> {
-        let mut problems = Vec::new();
-        let api = self.workloads();
-        if self.alive().is_ok() {
-            let n = api
-                .list_metadata(&ListParams::default())
-                .await
-                .map(|l| l.items.len())
-                .unwrap_or(0);
-            if n > 0 {
-                let _ = api
-                    .delete_collection(&DeleteParams::default(), &ListParams::default())
-                    .await;
-                let timeout = Duration::from_secs(30) + Duration::from_millis(50 * n as u64);
-                let r = self
-                    .until("workloads deleted by the operator", timeout, async || {
-                        let left = api
-                            .list_metadata(&ListParams::default())
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .items;
-                        if left.is_empty() {
-                            Ok(())
-                        } else {
-                            Err(format!(
-                                "{} left, e.g. {:?}",
-                                left.len(),
-                                left[0].metadata.name
-                            ))
-                        }
-                    })
-                    .await;
-                if let Err(e) = r {
-                    problems.push(e);
-                }
-            }
-        }
-        if let Some(op) = self.operator.lock().unwrap().as_mut()
-            && op.pid().is_some()
-            && let Err(e) = op.stop(Duration::from_secs(10))
-        {
-            problems.push(format!("stopping the operator: {e}"));
-        }
-        if let Ok(left) = api.list_metadata(&ListParams::default()).await {
-            for w in left.items {
-                let name = w.metadata.name.unwrap_or_default();
-                let _ = api
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                    )
-                    .await;
-                let _ = api.delete(&name, &DeleteParams::default()).await;
-            }
-        }
-        for name in &self.clusters {
-            let _ = self
-                .member_clusters()
-                .delete(name, &DeleteParams::default())
-                .await;
-        }
-        for ns in [&self.ops_ns, &self.app_ns] {
-            let _ = Api::<Namespace>::all(self.hub.clone())
-                .delete(ns, &DeleteParams::default())
-                .await;
-        }
-        for client in self.members.values() {
-            let _ = Api::<Namespace>::all(client.clone())
-                .delete(&self.app_ns, &DeleteParams::default())
-                .await;
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-
-    /// `Ok` while the operator runs; its exit status and log tail otherwise.
-    fn alive(&self) -> Result<(), String> {
-        match self.operator.lock().unwrap().as_mut() {
-            Some(op) => op.ensure_running(),
-            None => Err("the operator was not started".into()),
-        }
-    }
-
-    fn operator_mut(&mut self) -> &mut Operator {
-        self.operator
-            .get_mut()
-            .unwrap()
-            .as_mut()
-            .expect("operator started")
-    }
-
-    /// Polls `check` every 200 ms until it succeeds, failing at once if the operator exits.
-    async fn until<T>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut check: impl AsyncFnMut() -> Result<T, String>,
-    ) -> Result<T, String> {
-        let start = Instant::now();
-        loop {
-            self.alive()
-                .map_err(|e| format!("while waiting for {what}: {e}"))?;
-            match check().await {
-                Ok(v) => return Ok(v),
-                Err(last) if start.elapsed() >= timeout => {
-                    return Err(format!("{what}: not within {timeout:?}; last seen: {last}"));
-                }
-                Err(_) => {}
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn mc(&self, member: &str) -> String {
-        self.names[member].clone()
-    }
-
-    fn member(&self, member: &str) -> Client {
-        self.members[member].clone()
-    }
-
-    fn member_api<K>(&self, member: &str) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.member(member), &self.app_ns)
-    }
-
+/// What the workloads trials need of their fleet beside what every fleet offers.
+impl Fleet {
     async fn get<K>(&self, member: &str, name: &str) -> Result<Option<K>, String>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -2055,26 +1791,7 @@ impl Fixture {
             .map_err(|e| format!("{member}: get {} {name}: {e}", K::kind(&())))
     }
 
-    fn workloads(&self) -> Api<MultiCloudWorkload> {
-        Api::namespaced(self.hub.clone(), &self.app_ns)
-    }
-
-    fn member_clusters(&self) -> Api<MemberCluster> {
-        Api::all(self.hub.clone())
-    }
-
-    async fn secret(&self, name: &str, kubeconfig: &str) -> TestResult {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": self.ops_ns},
-            "stringData": {"kubeconfig": kubeconfig},
-        }))?;
-        Api::<Secret>::namespaced(self.hub.clone(), &self.ops_ns)
-            .create(&PostParams::default(), &secret)
-            .await?;
-        Ok(())
-    }
-
-    async fn member_cluster(
+    async fn add_member_cluster(
         &mut self,
         name: &str,
         secret: &str,
@@ -2088,17 +1805,7 @@ impl Fixture {
         if let Some(p) = provider {
             spec["provider"] = json!(p);
         }
-        let mc: MemberCluster = serde_json::from_value(json!({
-            "apiVersion": "bascule.dev/v1alpha1",
-            "kind": "MemberCluster",
-            "metadata": {"name": name, "labels": {"bascule-e2e": "workloads"}},
-            "spec": spec,
-        }))?;
-        self.member_clusters()
-            .create(&PostParams::default(), &mc)
-            .await?;
-        self.clusters.push(name.to_string());
-        Ok(())
+        self.create_member_cluster(name, spec).await
     }
 
     async fn wait_member_cluster(
@@ -2110,6 +1817,7 @@ impl Fixture {
         self.until(
             &format!("MemberCluster {name}: {what}"),
             Duration::from_secs(30),
+            POLL,
             async || {
                 let mc = self
                     .member_clusters()
@@ -2130,20 +1838,6 @@ impl Fixture {
         .await
     }
 
-    async fn create_workload(
-        &self,
-        name: &str,
-        spec: Value,
-    ) -> Result<MultiCloudWorkload, Box<dyn std::error::Error + Send + Sync>> {
-        let w: MultiCloudWorkload = serde_json::from_value(json!({
-            "apiVersion": "bascule.dev/v1alpha1",
-            "kind": "MultiCloudWorkload",
-            "metadata": {"name": name, "namespace": self.app_ns},
-            "spec": spec,
-        }))?;
-        Ok(self.workloads().create(&PostParams::default(), &w).await?)
-    }
-
     async fn patch_workload(
         &self,
         name: &str,
@@ -2152,23 +1846,6 @@ impl Fixture {
         self.workloads()
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
-    }
-
-    async fn wait_workload(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        check: impl Fn(&MultiCloudWorkload) -> Result<(), String>,
-    ) -> Result<MultiCloudWorkload, String> {
-        self.until(&format!("{name}: {what}"), timeout, async || {
-            match self.workloads().get_opt(name).await {
-                Ok(Some(w)) => check(&w).map(|()| w),
-                Ok(None) => Err("not found".into()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await
     }
 
     /// Waits until `member`'s Deployment runs `replicas` replicas of an image ending in `image`
@@ -2184,6 +1861,7 @@ impl Fixture {
         self.until(
             &format!("{member}: Deployment {name} rolled out"),
             AVAILABLE_WITHIN,
+            POLL,
             async || {
                 let d = self
                     .get::<Deployment>(member, name)
@@ -2217,7 +1895,7 @@ impl Fixture {
     }
 
     /// The Deployments, Services and ConfigMaps with the workload's uid label in a member.
-    async fn placed(&self, member: &str, uid: &str) -> Result<Vec<String>, String> {
+    async fn placed_of(&self, member: &str, uid: &str) -> Result<Vec<String>, String> {
         let lp = ListParams::default().labels(&format!("{WORKLOAD_UID}={uid}"));
         let mut out = Vec::new();
         let e = |e: kube::Error| format!("{member}: {e}");
@@ -2264,27 +1942,34 @@ impl Fixture {
     ) -> Result<Event, String> {
         let api = Api::<Event>::namespaced(self.hub.clone(), &self.app_ns);
         let lp = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
-        self.until(&format!("{type_} Event {reason}"), timeout, async || {
-            let events = api.list(&lp).await.map_err(|e| e.to_string())?.items;
-            events
-                .iter()
-                .find(|e| e.type_.as_deref() == Some(type_) && e.reason.as_deref() == Some(reason))
-                .cloned()
-                .ok_or_else(|| {
-                    format!(
-                        "events: {:?}",
-                        events
-                            .iter()
-                            .map(|e| format!(
-                                "{}/{}: {}",
-                                e.type_.as_deref().unwrap_or_default(),
-                                e.reason.as_deref().unwrap_or_default(),
-                                e.message.as_deref().unwrap_or_default()
-                            ))
-                            .collect::<Vec<_>>()
-                    )
-                })
-        })
+        self.until(
+            &format!("{type_} Event {reason}"),
+            timeout,
+            POLL,
+            async || {
+                let events = api.list(&lp).await.map_err(|e| e.to_string())?.items;
+                events
+                    .iter()
+                    .find(|e| {
+                        e.type_.as_deref() == Some(type_) && e.reason.as_deref() == Some(reason)
+                    })
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!(
+                            "events: {:?}",
+                            events
+                                .iter()
+                                .map(|e| format!(
+                                    "{}/{}: {}",
+                                    e.type_.as_deref().unwrap_or_default(),
+                                    e.reason.as_deref().unwrap_or_default(),
+                                    e.message.as_deref().unwrap_or_default()
+                                ))
+                                .collect::<Vec<_>>()
+                        )
+                    })
+            },
+        )
         .await
     }
 
@@ -2372,7 +2057,7 @@ impl Fixture {
                 w.metadata.resource_version.unwrap_or_default(),
             ));
         }
-        for name in &self.clusters {
+        for name in self.clusters() {
             let mc = self
                 .member_clusters()
                 .get_metadata(name)

@@ -1,5 +1,5 @@
-//! A trial's own Bascule installation on the shared hub, for trials that run the operator and
-//! inject outages (`failover.rs`).
+//! A trial's own Bascule installation on the shared hub, for the trials that run the operator
+//! (`workloads.rs`, `failover.rs`).
 //!
 //! [`Fleet::run`] creates two namespaces on the hub (one for the operator's kubeconfig Secrets,
 //! one for the workloads), a kubeconfig Secret and a MemberCluster (unique names) for each of
@@ -10,12 +10,11 @@
 //! stopped, the namespaces (hub and members) and MemberClusters are deleted. A failed trial's
 //! message ends with the operator's log tail.
 //!
-//! The body gets clients to the members with short timeouts (2 s to connect, 3 s to read), so
-//! that polling a stopped or frozen member fails fast instead of hanging the trial, and a
-//! [`Sampler`] that polls the members' Deployments and the workload in the background.
-//!
-//! (`workloads.rs` has a similar fixture; this one is separate so that both can change
-//! independently.)
+//! The failover trials' body gets clients to the members with short timeouts (2 s to connect,
+//! 3 s to read), so that polling a stopped or frozen member fails fast instead of hanging the
+//! trial, and a [`Sampler`] that polls the members' Deployments and the workload in the
+//! background. The workloads trials, whose members never fail, keep the default timeouts (their
+//! measurements list thousands of objects).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -46,18 +45,36 @@ pub const WORKLOAD_UID: &str = "bascule.dev/workload-uid";
 pub struct FleetOptions {
     /// Names the namespaces and the operator's log.
     pub label: String,
+    /// The trial file's name: labels the MemberClusters (`bascule-e2e`) and prefixes the
+    /// workloads' namespace.
+    pub group: &'static str,
     /// The MemberClusters' `spec.health` (default: Bascule's defaults, written out: probes every
     /// 2 s with a 2 s deadline, Unhealthy after 3 failures, Healthy again after 15 successes).
     pub health: Value,
+    /// Member clients that give up fast (for trials that stop or freeze members).
+    pub short_member_timeouts: bool,
 }
 
 impl FleetOptions {
+    /// A failover trial's fleet.
     pub fn new(label: &str) -> Self {
         FleetOptions {
             label: label.to_string(),
+            group: "failover",
             health: json!({"periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3,
                            "successThreshold": 15}),
+            short_member_timeouts: true,
         }
+    }
+
+    /// A workloads trial's fleet: members trusted after one success, default client timeouts.
+    pub fn workloads(label: &str) -> Self {
+        FleetOptions {
+            group: "workloads",
+            short_member_timeouts: false,
+            ..FleetOptions::new(label)
+        }
+        .success_threshold(1)
     }
 
     pub fn success_threshold(mut self, n: i32) -> Self {
@@ -80,6 +97,8 @@ pub struct Fleet {
     names: BTreeMap<String, String>,
     /// Every MemberCluster this fleet created.
     clusters: Vec<String>,
+    /// `FleetOptions::group`.
+    group: &'static str,
     operator: Mutex<Option<Operator>>,
 }
 
@@ -102,16 +121,22 @@ impl Fleet {
         crate::crds::install_crds(&hub).await?;
         let mut members = BTreeMap::new();
         for m in [EKS, GKE] {
-            members.insert(m.to_string(), member_client(h, m).await?);
+            let client = if options.short_member_timeouts {
+                member_client(h, m).await?
+            } else {
+                h.client(m).await?
+            };
+            members.insert(m.to_string(), client);
         }
         let mut fx = Fleet {
             h,
             hub,
             members,
             ops_ns: unique_name("bascule-ops"),
-            app_ns: unique_name(&format!("fo-{}", options.label)),
+            app_ns: unique_name(&format!("{}-{}", &options.group[..2], options.label)),
             names: BTreeMap::new(),
             clusters: Vec::new(),
+            group: options.group,
             operator: Mutex::new(None),
         };
         let result = {
@@ -157,26 +182,15 @@ impl Fleet {
             let name = unique_name(m);
             // The member's least-privilege ServiceAccount, as in production.
             let kubeconfig = super::member_rbac::kubeconfig(self.h, m).await?;
-            let secret: Secret = serde_json::from_value(json!({
-                "metadata": {"name": name, "namespace": self.ops_ns},
-                "stringData": {"kubeconfig": kubeconfig},
-            }))?;
-            Api::<Secret>::namespaced(self.hub.clone(), &self.ops_ns)
-                .create(&PostParams::default(), &secret)
-                .await?;
-            let mc: MemberCluster = serde_json::from_value(json!({
-                "apiVersion": "bascule.dev/v1alpha1",
-                "kind": "MemberCluster",
-                "metadata": {"name": name, "labels": {"bascule-e2e": "failover"}},
-                "spec": {
+            self.create_secret(&name, &kubeconfig).await?;
+            self.create_member_cluster(
+                &name,
+                json!({
                     "connection": {"kubeconfigSecretRef": {"name": name}},
                     "health": options.health,
-                },
-            }))?;
-            self.member_clusters()
-                .create(&PostParams::default(), &mc)
-                .await?;
-            self.clusters.push(name.clone());
+                }),
+            )
+            .await?;
             self.names.insert(m.to_string(), name);
         }
         let foreign: Vec<String> = self
@@ -226,7 +240,7 @@ impl Fleet {
                 let r = self
                     .until(
                         "workloads deleted by the operator",
-                        Duration::from_secs(30),
+                        Duration::from_secs(30) + Duration::from_millis(50 * n as u64),
                         Duration::from_millis(200),
                         async || {
                             let left = api
@@ -332,6 +346,38 @@ impl Fleet {
             }
             tokio::time::sleep(interval).await;
         }
+    }
+
+    /// A kubeconfig Secret in the operator's namespace.
+    pub async fn create_secret(&self, name: &str, kubeconfig: &str) -> TestResult {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": self.ops_ns},
+            "stringData": {"kubeconfig": kubeconfig},
+        }))?;
+        Api::<Secret>::namespaced(self.hub.clone(), &self.ops_ns)
+            .create(&PostParams::default(), &secret)
+            .await?;
+        Ok(())
+    }
+
+    /// A MemberCluster with this spec, removed with the fleet.
+    pub async fn create_member_cluster(&mut self, name: &str, spec: Value) -> TestResult {
+        let mc: MemberCluster = serde_json::from_value(json!({
+            "apiVersion": "bascule.dev/v1alpha1",
+            "kind": "MemberCluster",
+            "metadata": {"name": name, "labels": {"bascule-e2e": self.group}},
+            "spec": spec,
+        }))?;
+        self.member_clusters()
+            .create(&PostParams::default(), &mc)
+            .await?;
+        self.clusters.push(name.to_string());
+        Ok(())
+    }
+
+    /// Every MemberCluster this fleet created.
+    pub fn clusters(&self) -> &[String] {
+        &self.clusters
     }
 
     /// The MemberCluster name standing for a harness member.
