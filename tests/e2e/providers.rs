@@ -38,6 +38,8 @@ use crate::support::{Harness, TestResult, Topology, member_rbac, run_cluster_scr
 /// The member whose API server trusts the AWS token webhook (an EKS-like name: EKS-like nodes).
 const EKS_MEMBER: &str = "eks-iam";
 const ROLE: &str = "arn:aws:iam::123456789012:role/bascule-member";
+/// The workload each trial places through the cloud identity (its Deployment has this name).
+const PLACED: &str = "cloud-identity";
 
 /// The member whose API server accepts Google access tokens (GKE-like nodes).
 const GKE_MEMBER: &str = "gke-wi";
@@ -86,50 +88,19 @@ async fn eks_trial(
     // EKS access entry for the role with that Kubernetes group would do).
     let member = clusters.client(EKS_MEMBER).await?;
     member_rbac::install(&member).await?;
-    let binding: ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "bascule-member-iam"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bascule-member"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": ROLE}],
-    }))?;
-    Api::<ClusterRoleBinding>::all(member.clone())
-        .patch(
-            "bascule-member-iam",
-            &PatchParams::apply("bascule-e2e").force(),
-            &Patch::Apply(&binding),
-        )
-        .await?;
+    bind_user(&member, ROLE).await?;
 
     // The hub: the operator's namespace, a MemberCluster with an eks connection, and one that
     // names a cluster moto does not have.
-    let hub = h.client(h.hub()).await?;
-    crate::crds::install_crds(&hub).await?;
-    let ns = crate::support::unique_name("providers");
-    let namespaces = Api::<Namespace>::all(hub.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
-        )
-        .await?;
-    let mcs = Api::<MemberCluster>::all(hub.clone());
     let mc = crate::support::unique_name("eks-iam");
     let missing = crate::support::unique_name("eks-missing");
-    for (name, cluster) in [(&mc, EKS_MEMBER), (&missing, "no-such-cluster")] {
-        let object: MemberCluster = serde_json::from_value(json!({
-            "apiVersion": "bascule.dev/v1alpha1", "kind": "MemberCluster",
-            "metadata": {"name": name},
-            "spec": {
-                "connection": {"eks": {"clusterName": cluster, "region": "us-east-1", "roleARN": ROLE}},
-                "health": {"periodSeconds": 2, "successThreshold": 1},
-            },
-        }))?;
-        mcs.create(&PostParams::default(), &object).await?;
-    }
-    let _cleanup = Cleanup {
-        hub: hub.clone(),
-        ns: ns.clone(),
-        mcs: vec![mc.clone(), missing.clone()],
-    };
+    let eks = |cluster: &str| json!({"eks": {"clusterName": cluster, "region": "us-east-1", "roleARN": ROLE}});
+    let (hub, ns, _cleanup) = hub_setup(
+        h,
+        &[(&mc, eks(EKS_MEMBER)), (&missing, eks("no-such-cluster"))],
+    )
+    .await?;
+    let mcs = Api::<MemberCluster>::all(hub.clone());
 
     let hub_key = seed["hub"]["id"].as_str().unwrap_or_default().to_string();
     let hub_secret = seed["hub"]["secret"]
@@ -156,24 +127,7 @@ async fn eks_trial(
 
     // Ready: DescribeCluster, AssumeRole, a token the member's webhook accepted, nodes listed
     // with the least-privilege role.
-    let ready = until(
-        &format!("MemberCluster {mc} Ready"),
-        Duration::from_secs(60),
-        Duration::from_millis(200),
-        async || {
-            let m = mcs.get(&mc).await.map_err(|e| e.to_string())?;
-            let c = m
-                .status
-                .as_ref()
-                .and_then(|s| condition(&s.conditions, "Ready"));
-            match c {
-                Some(c) if c.status == "True" => Ok(m),
-                Some(c) => Err(format!("{} {}: {}", c.status, c.reason, c.message)),
-                None => Err("no Ready condition yet".into()),
-            }
-        },
-    )
-    .await;
+    let ready = wait_ready(&mcs, &mc).await;
     let ready = operator_annotated(&operator, ready)?;
     let status = ready.status.clone().unwrap_or_default();
     println!(
@@ -198,73 +152,19 @@ async fn eks_trial(
     }
 
     // A cluster moto does not know: ClusterNotFound, with AWS's message.
-    let not_found = until(
-        &format!("MemberCluster {missing}: ClusterNotFound"),
-        Duration::from_secs(30),
-        Duration::from_millis(200),
-        async || {
-            let m = mcs.get(&missing).await.map_err(|e| e.to_string())?;
-            let c = m
-                .status
-                .as_ref()
-                .and_then(|s| condition(&s.conditions, "Ready"));
-            match c {
-                Some(c) if c.reason == "ClusterNotFound" => Ok(c.clone()),
-                Some(c) => Err(format!("{} {}: {}", c.status, c.reason, c.message)),
-                None => Err("no Ready condition yet".into()),
-            }
-        },
-    )
-    .await?;
+    let not_found = wait_reason(&mcs, &missing, "ClusterNotFound").await?;
     println!(
         "{missing}: {} {}: {}",
         not_found.status, not_found.reason, not_found.message
     );
-    if !not_found.message.contains("no-such-cluster") || not_found.status != "False" {
+    if !not_found.message.contains("no-such-cluster") {
         return Err(format!("unexpected condition: {not_found:?}").into());
     }
 
     // A workload placed through the IAM identity.
-    let workloads = Api::<MultiCloudWorkload>::namespaced(hub.clone(), &ns);
-    let w: MultiCloudWorkload = serde_json::from_value(json!({
-        "apiVersion": "bascule.dev/v1alpha1", "kind": "MultiCloudWorkload",
-        "metadata": {"name": "iam-placed", "namespace": ns},
-        "spec": {
-            "replicas": 2,
-            "placement": {"mode": "Divided", "tiers": [{"clusterNames": [mc]}]},
-            "template": {"manifests": [{
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "iam-placed"},
-                "spec": {"selector": {"matchLabels": {"app": "iam-placed"}},
-                         "template": {"metadata": {"labels": {"app": "iam-placed"}},
-                                      "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}}}]},
-        },
-    }))?;
-    workloads.create(&PostParams::default(), &w).await?;
-    let deployments = Api::<Deployment>::namespaced(member.clone(), &ns);
-    let placed = until(
-        "Deployment iam-placed on the member, 2/2 available",
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        async || {
-            let d = deployments
-                .get_opt("iam-placed")
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("not there yet")?;
-            let available = d
-                .status
-                .as_ref()
-                .and_then(|s| s.available_replicas)
-                .unwrap_or(0);
-            if available == 2 {
-                Ok(d)
-            } else {
-                Err(format!("{available}/2 available"))
-            }
-        },
-    )
-    .await;
-    let placed = operator_annotated(&operator, placed)?;
+    let deployments = place(&hub, &ns, &mc, &member).await;
+    let deployments = operator_annotated(&operator, deployments)?;
+    let placed = deployments.get(PLACED).await?;
     let manager = placed
         .metadata
         .managed_fields
@@ -275,36 +175,19 @@ async fn eks_trial(
     println!("placed on {EKS_MEMBER} through the IAM role; field managers {manager:?}");
 
     // Credentials never leave the operator: not in status, not in its log.
-    let statuses = serde_json::to_string(&mcs.get(&mc).await?.status)?
-        + &serde_json::to_string(&mcs.get(&missing).await?.status)?;
-    let operator_log = std::fs::read_to_string(operator.log_path())?;
-    for (what, text) in [
-        ("MemberCluster status", &statuses),
-        ("operator log", &operator_log),
-    ] {
-        if text.contains(&hub_secret) {
-            return Err(format!("the AWS secret key appears in the {what}").into());
-        }
-        if text.contains("k8s-aws-v1.") {
-            return Err(format!("an EKS token appears in the {what}").into());
-        }
-    }
-
-    // Deleting the workload removes it from the member, still through the role.
-    workloads
-        .delete("iam-placed", &DeleteParams::default())
-        .await?;
-    until(
-        "Deployment iam-placed removed from the member",
-        Duration::from_secs(60),
-        Duration::from_millis(250),
-        async || match deployments.get_opt("iam-placed").await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err("still there".to_string()),
-            Err(e) => Err(e.to_string()),
-        },
+    no_credential_in_status_or_log(
+        &mcs,
+        &[&mc, &missing],
+        &operator,
+        &[
+            ("the AWS secret key", &hub_secret),
+            ("an EKS token", "k8s-aws-v1."),
+        ],
     )
     .await?;
+
+    // Deleting the workload removes it from the member, still through the role.
+    unplace(&hub, &ns, &deployments).await?;
     operator.stop(Duration::from_secs(10))?;
     let _ = dir;
     Ok(())
@@ -346,29 +229,15 @@ async fn gke_trial(
     member_rbac::install(&member).await?;
     bind_user(&member, GOOGLE_ACCOUNT).await?;
 
-    let hub = h.client(h.hub()).await?;
-    crate::crds::install_crds(&hub).await?;
-    let ns = crate::support::unique_name("providers");
-    create_namespace(&hub, &ns).await?;
-    let mcs = Api::<MemberCluster>::all(hub.clone());
     let mc = crate::support::unique_name("gke-wi");
     let missing = crate::support::unique_name("gke-missing");
-    for (name, cluster) in [(&mc, GKE_MEMBER), (&missing, "no-such-cluster")] {
-        let object: MemberCluster = serde_json::from_value(json!({
-            "apiVersion": "bascule.dev/v1alpha1", "kind": "MemberCluster",
-            "metadata": {"name": name},
-            "spec": {
-                "connection": {"gke": {"project": "shop-prod-4711", "location": "europe-west1", "cluster": cluster}},
-                "health": {"periodSeconds": 2, "successThreshold": 1},
-            },
-        }))?;
-        mcs.create(&PostParams::default(), &object).await?;
-    }
-    let _cleanup = Cleanup {
-        hub: hub.clone(),
-        ns: ns.clone(),
-        mcs: vec![mc.clone(), missing.clone()],
-    };
+    let gke = |cluster: &str| json!({"gke": {"project": "shop-prod-4711", "location": "europe-west1", "cluster": cluster}});
+    let (hub, ns, _cleanup) = hub_setup(
+        h,
+        &[(&mc, gke(GKE_MEMBER)), (&missing, gke("no-such-cluster"))],
+    )
+    .await?;
+    let mcs = Api::<MemberCluster>::all(hub.clone());
     let mut options = OperatorOptions::new(&ns, "providers-gke");
     options.extra_args = vec!["--gke-api-url".into(), format!("{}/", google.url)];
     options.env = vec![(
@@ -442,29 +311,76 @@ async fn gke_trial(
     let key: Value = serde_json::from_str(&std::fs::read_to_string(key_file)?)?;
     let private_key = key["private_key"].as_str().unwrap_or_default();
     let key_body = private_key.lines().nth(2).unwrap_or("unlikely");
-    let statuses = serde_json::to_string(&mcs.get(&mc).await?.status)?
-        + &serde_json::to_string(&mcs.get(&missing).await?.status)?;
-    let operator_log = std::fs::read_to_string(operator.log_path())?;
-    for (what, text) in [
-        ("MemberCluster status", &statuses),
-        ("operator log", &operator_log),
-    ] {
-        if text.contains(key_body) || text.contains("ya29.") {
-            return Err(format!("a Google credential appears in the {what}").into());
-        }
-    }
+    no_credential_in_status_or_log(
+        &mcs,
+        &[&mc, &missing],
+        &operator,
+        &[
+            ("the service account's private key", key_body),
+            ("a Google access token", "ya29."),
+        ],
+    )
+    .await?;
     unplace(&hub, &ns, &deployments).await?;
     operator.stop(Duration::from_secs(10))?;
     Ok(())
 }
 
-async fn create_namespace(hub: &Client, ns: &str) -> TestResult {
+/// The hub side of a trial: the CRDs, a namespace for the operator and the workload, and a
+/// MemberCluster per `(name, spec.connection)`; removed when the returned guard drops.
+async fn hub_setup(
+    h: &Harness,
+    members: &[(&String, Value)],
+) -> Result<(Client, String, Cleanup), Box<dyn std::error::Error + Send + Sync>> {
+    let hub = h.client(h.hub()).await?;
+    crate::crds::install_crds(&hub).await?;
+    let ns = crate::support::unique_name("providers");
     Api::<Namespace>::all(hub.clone())
         .create(
             &PostParams::default(),
             &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
         )
         .await?;
+    let cleanup = Cleanup {
+        hub: hub.clone(),
+        ns: ns.clone(),
+        mcs: members.iter().map(|(name, _)| name.to_string()).collect(),
+    };
+    let mcs = Api::<MemberCluster>::all(hub.clone());
+    for (name, connection) in members {
+        let object: MemberCluster = serde_json::from_value(json!({
+            "apiVersion": "bascule.dev/v1alpha1", "kind": "MemberCluster",
+            "metadata": {"name": name},
+            "spec": {"connection": connection, "health": {"periodSeconds": 2, "successThreshold": 1}},
+        }))?;
+        mcs.create(&PostParams::default(), &object).await?;
+    }
+    Ok((hub, ns, cleanup))
+}
+
+/// Credentials never leave the operator: none of `secrets` (what, text) appears in the
+/// MemberClusters' status or in the operator's log.
+async fn no_credential_in_status_or_log(
+    mcs: &Api<MemberCluster>,
+    names: &[&String],
+    operator: &Operator,
+    secrets: &[(&str, &str)],
+) -> TestResult {
+    let mut statuses = String::new();
+    for name in names {
+        statuses += &serde_json::to_string(&mcs.get(name).await?.status)?;
+    }
+    let operator_log = std::fs::read_to_string(operator.log_path())?;
+    for (place, text) in [
+        ("MemberCluster status", &statuses),
+        ("operator log", &operator_log),
+    ] {
+        for (what, secret) in secrets {
+            if text.contains(secret) {
+                return Err(format!("{what} appears in the {place}").into());
+            }
+        }
+    }
     Ok(())
 }
 
@@ -539,14 +455,14 @@ async fn place(
 ) -> Result<Api<Deployment>, String> {
     let w: MultiCloudWorkload = serde_json::from_value(json!({
         "apiVersion": "bascule.dev/v1alpha1", "kind": "MultiCloudWorkload",
-        "metadata": {"name": "cloud-identity", "namespace": ns},
+        "metadata": {"name": PLACED, "namespace": ns},
         "spec": {
             "replicas": 2,
             "placement": {"mode": "Divided", "tiers": [{"clusterNames": [mc]}]},
             "template": {"manifests": [{
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cloud-identity"},
-                "spec": {"selector": {"matchLabels": {"app": "cloud-identity"}},
-                         "template": {"metadata": {"labels": {"app": "cloud-identity"}},
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": PLACED},
+                "spec": {"selector": {"matchLabels": {"app": PLACED}},
+                         "template": {"metadata": {"labels": {"app": PLACED}},
                                       "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}}}]},
         },
     }))
@@ -562,7 +478,7 @@ async fn place(
         Duration::from_millis(250),
         async || {
             let d = deployments
-                .get_opt("cloud-identity")
+                .get_opt(PLACED)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("not there yet")?;
@@ -585,13 +501,13 @@ async fn place(
 
 async fn unplace(hub: &Client, ns: &str, deployments: &Api<Deployment>) -> TestResult {
     Api::<MultiCloudWorkload>::namespaced(hub.clone(), ns)
-        .delete("cloud-identity", &DeleteParams::default())
+        .delete(PLACED, &DeleteParams::default())
         .await?;
     until(
         "Deployment cloud-identity removed from the member",
         Duration::from_secs(60),
         Duration::from_millis(250),
-        async || match deployments.get_opt("cloud-identity").await {
+        async || match deployments.get_opt(PLACED).await {
             Ok(None) => Ok(()),
             Ok(Some(_)) => Err("still there".to_string()),
             Err(e) => Err(e.to_string()),
