@@ -238,18 +238,26 @@ async fn gke_trial(
     )
     .await?;
     let mcs = Api::<MemberCluster>::all(hub.clone());
+    // The key is not there when the operator starts (a credential mounted late, a typo fixed
+    // in place): CredentialsMissing, then Ready once it appears, without a restart.
+    let late_key = key_file.with_file_name("mounted-late.json");
+    let _ = std::fs::remove_file(&late_key);
     let mut options = OperatorOptions::new(&ns, "providers-gke");
     options.extra_args = vec!["--gke-api-url".into(), format!("{}/", google.url)];
     options.env = vec![(
         "GOOGLE_APPLICATION_CREDENTIALS".into(),
-        key_file.display().to_string(),
+        late_key.display().to_string(),
     )];
     let mut operator = Operator::start(h, options)?;
+    let missing_key = wait_reason(&mcs, &mc, "CredentialsMissing").await;
+    let missing_key = operator_annotated(&operator, missing_key)?;
+    println!("{mc} before the key exists: {}", missing_key.message);
+    std::fs::copy(key_file, &late_key)?;
     let t0 = Instant::now();
     let ready = operator_annotated(&operator, wait_ready(&mcs, &mc).await)?;
     let status = ready.status.clone().unwrap_or_default();
     println!(
-        "{mc}: Ready after {:.1} s; provider {:?}, region {:?}, nodes {:?}",
+        "{mc}: Ready {:.1} s after the key appeared; provider {:?}, region {:?}, nodes {:?}",
         t0.elapsed().as_secs_f64(),
         status.provider,
         status.region,

@@ -127,8 +127,10 @@ fn looks_like_key(word: &str) -> bool {
 }
 
 /// Settings and credentials shared by every member of one kind: the AWS configuration and the
-/// Google credentials are loaded once (lazily, on the first member that needs them) from the
-/// operator's environment, like any AWS or Google SDK client would.
+/// Google credentials are loaded lazily, on the first member that needs them, from the operator's
+/// environment, like any AWS or Google SDK client would. Once loaded they are kept; a failed load
+/// is not: the next connection attempt (the supervisor's back-off) tries again, so a key mounted
+/// or a metadata server reachable after start-up is picked up without a restart.
 #[derive(Clone, Debug, Default)]
 pub struct Providers {
     inner: Arc<Shared>,
@@ -140,7 +142,7 @@ struct Shared {
     /// endpoints or tests).
     gke_api_url: Option<String>,
     aws: OnceCell<aws_types::SdkConfig>,
-    google: OnceCell<Result<gke::GoogleCredentials, ProviderError>>,
+    google: OnceCell<gke::GoogleCredentials>,
 }
 
 impl Providers {
@@ -161,9 +163,9 @@ impl Providers {
     pub(crate) async fn google(&self) -> Result<gke::GoogleCredentials, ProviderError> {
         self.inner
             .google
-            .get_or_init(gke::GoogleCredentials::from_environment)
+            .get_or_try_init(gke::GoogleCredentials::from_environment)
             .await
-            .clone()
+            .cloned()
     }
 
     pub(crate) fn gke_api_url(&self) -> &str {
