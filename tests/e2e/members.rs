@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use bascule::api::{ClusterHealth, MemberCluster, Provider};
 use bascule::members::{self, ConnectionOptions, MemberEvent, MemberPool};
 use bascule::placement::ClusterSnapshot;
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -593,7 +592,7 @@ impl Fixture {
     }
 
     fn kubeconfig(&self, member: &str) -> Result<String, String> {
-        embedded_kubeconfig(&self.h.kubeconfig(member))
+        crate::support::operator::secret_kubeconfig(&self.h.kubeconfig(member))
     }
 
     /// A Secret with a kubeconfig for a member, and a MemberCluster using it.
@@ -753,35 +752,6 @@ async fn wait_pool_health(
         },
     )
     .await
-}
-
-/// A harness kubeconfig with its file references (CA, client certificate and key) replaced by
-/// the files' contents, as a kubeconfig in a Secret must be.
-fn embedded_kubeconfig(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut doc: Value =
-        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let base = path.parent().unwrap_or(std::path::Path::new("."));
-    let inline = |entry: &mut Value, fields: &[&str]| -> Result<(), String> {
-        for field in fields {
-            if let Some(Value::String(file)) = entry.get(*field).cloned() {
-                let file = base.join(file);
-                let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                let data = serde_json::to_value(ByteString(bytes)).map_err(|e| e.to_string())?;
-                let obj = entry.as_object_mut().ok_or("not an object")?;
-                obj.remove(*field);
-                obj.insert(format!("{field}-data"), data);
-            }
-        }
-        Ok(())
-    };
-    for c in doc["clusters"].as_array_mut().ok_or("no clusters")? {
-        inline(&mut c["cluster"], &["certificate-authority"])?;
-    }
-    for u in doc["users"].as_array_mut().ok_or("no users")? {
-        inline(&mut u["user"], &["client-certificate", "client-key"])?;
-    }
-    serde_json::to_string(&doc).map_err(|e| e.to_string())
 }
 
 /// The member's kubeconfig with its user replaced by an exec plugin (as `aws eks get-token`).
