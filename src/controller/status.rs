@@ -319,6 +319,17 @@ mod tests {
     use crate::placement::{ClusterSnapshot, Rebalance, Replicas, Request, decide};
     use k8s_openapi::jiff::SignedDuration;
 
+    /// [`build`] without provider annotations (most tests need none).
+    fn built(
+        w: &MultiCloudWorkload,
+        d: &Decision,
+        obs: &Observations,
+        problems: &[Problem],
+        now: Timestamp,
+    ) -> MultiCloudWorkloadStatus {
+        build(w, d, &BTreeMap::new(), obs, problems, now)
+    }
+
     fn workload() -> MultiCloudWorkload {
         let mut w: MultiCloudWorkload =
             serde_saphyr::from_str(include_str!("../../examples/divided.yaml")).unwrap();
@@ -395,7 +406,7 @@ mod tests {
             ("gke-euw1".to_string(), None),
         ]
         .into();
-        let s = build(&w, &d, &BTreeMap::new(), &obs, &[], Timestamp::UNIX_EPOCH);
+        let s = built(&w, &d, &obs, &[], Timestamp::UNIX_EPOCH);
         let get = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(get("Ready").status, "False");
         assert_eq!(
@@ -428,7 +439,7 @@ mod tests {
             ("gke-euw1".to_string(), seen(3, 3)),
         ]
         .into();
-        let s = build(&w, &d, &BTreeMap::new(), &obs, &[], Timestamp::UNIX_EPOCH);
+        let s = built(&w, &d, &obs, &[], Timestamp::UNIX_EPOCH);
         assert_eq!(s.clusters[1].state, ClusterPlacementState::Draining);
         assert_eq!(s.clusters[1].desired, 0);
     }
@@ -444,7 +455,7 @@ mod tests {
         ]
         .into();
         let t0 = Timestamp::from_second(1_790_000_000).unwrap();
-        let s = build(&w, &d, &BTreeMap::new(), &obs, &[], t0);
+        let s = built(&w, &d, &obs, &[], t0);
         let pending = s
             .conditions
             .iter()
@@ -463,14 +474,7 @@ mod tests {
         assert_eq!(s.clusters[1].unavailable_since, None);
         // Still unavailable later: the clock keeps its start.
         w.status = Some(s);
-        let later = build(
-            &w,
-            &d,
-            &BTreeMap::new(),
-            &obs,
-            &[],
-            t0 + SignedDuration::from_secs(30),
-        );
+        let later = built(&w, &d, &obs, &[], t0 + SignedDuration::from_secs(30));
         assert_eq!(later.clusters[0].unavailable_since, Some(Time(t0)));
     }
 
@@ -482,10 +486,9 @@ mod tests {
             reason: "OwnershipConflict",
             message: "gke-euw1: Service shop/web is owned by another owner (no Bascule labels); left untouched".into(),
         }];
-        let s = build(
+        let s = built(
             &w,
             &d,
-            &BTreeMap::new(),
             &Observations::new(),
             &problems,
             Timestamp::UNIX_EPOCH,
@@ -507,10 +510,9 @@ mod tests {
             reason: "MemberTimeout",
             message: "gke-euw1: no answer within 15s".into(),
         }];
-        let s = build(
+        let s = built(
             &w,
             &d,
-            &BTreeMap::new(),
             &Observations::new(),
             &retried,
             Timestamp::UNIX_EPOCH,
@@ -532,21 +534,14 @@ mod tests {
         ]
         .into();
         let t0 = Timestamp::from_second(1_790_000_000).unwrap();
-        let first = build(&w, &d, &BTreeMap::new(), &obs, &[], t0);
+        let first = built(&w, &d, &obs, &[], t0);
         assert!(
             first.application_failures.is_empty(),
             "within the toleration"
         );
         let first_clone = first.clone();
         w.status = Some(first);
-        let later = build(
-            &w,
-            &d,
-            &BTreeMap::new(),
-            &obs,
-            &[],
-            t0 + SignedDuration::from_secs(10),
-        );
+        let later = built(&w, &d, &obs, &[], t0 + SignedDuration::from_secs(10));
         assert_eq!(
             later.application_failures,
             [ApplicationFailure {
@@ -570,26 +565,12 @@ mod tests {
         // Moved away (nothing runs there any more): still remembered for this generation.
         w.status = Some(later);
         let gone: Observations = [("gke-euw1".to_string(), seen(10, 10))].into();
-        let after = build(
-            &w,
-            &d,
-            &BTreeMap::new(),
-            &gone,
-            &[],
-            t0 + SignedDuration::from_secs(60),
-        );
+        let after = built(&w, &d, &gone, &[], t0 + SignedDuration::from_secs(60));
         assert_eq!(after.application_failures.len(), 1);
         // A new generation forgets it.
         w.status = Some(after);
         w.metadata.generation = Some(5);
-        let next = build(
-            &w,
-            &d,
-            &BTreeMap::new(),
-            &gone,
-            &[],
-            t0 + SignedDuration::from_secs(70),
-        );
+        let next = built(&w, &d, &gone, &[], t0 + SignedDuration::from_secs(70));
         assert!(next.application_failures.is_empty());
     }
 
@@ -602,7 +583,7 @@ mod tests {
             ("gke-euw1".to_string(), seen(3, 3)),
         ]
         .into();
-        let s = build(&w, &d, &BTreeMap::new(), &all, &[], Timestamp::UNIX_EPOCH);
+        let s = built(&w, &d, &all, &[], Timestamp::UNIX_EPOCH);
         let get = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(
             (
