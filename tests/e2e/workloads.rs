@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 
 use crate::support::fleet::{
     EKS, Fleet, FleetOptions, GKE, MANAGED_BY, WORKLOAD_NAME, WORKLOAD_NAMESPACE, WORKLOAD_UID,
-    condition,
+    condition, describe,
 };
 use crate::support::metrics::RequestCounts;
 use crate::support::{Harness, TestResult, Topology, trial, unique_name};
@@ -365,12 +365,7 @@ async fn weighted_spread(fx: &mut Fleet) -> TestResult {
 /// spec, the status follows the generation, and the members' roll-outs complete.
 async fn rollout(fx: &mut Fleet) -> TestResult {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
-    fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
-        .await?;
-    fx.wait_workload("catalog", "Ready=True/Available", AVAILABLE_WITHIN, |w| {
-        ready_available(w)
-    })
-    .await?;
+    catalog_available(fx).await?;
 
     // Replicas.
     let t0 = Instant::now();
@@ -650,13 +645,7 @@ async fn overrides(fx: &mut Fleet) -> TestResult {
 /// Deleting an Available workload leaves no object with its uid label in any member within 10 s,
 /// and the MultiCloudWorkload is gone from the hub (the finalizer was removed) within 10 s too.
 async fn deletion(fx: &mut Fleet) -> TestResult {
-    fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
-        .await?;
-    let w = fx
-        .wait_workload("catalog", "Ready=True/Available", AVAILABLE_WITHIN, |w| {
-            ready_available(w)
-        })
-        .await?;
+    let w = catalog_available(fx).await?;
     let uid = w.uid().ok_or("no uid")?;
     for member in [EKS, GKE] {
         let n = fx.placed_of(member, &uid).await?;
@@ -907,13 +896,7 @@ async fn bad_kubeconfig(fx: &mut Fleet) -> TestResult {
         ensure!(!c.message.is_empty(), "{name}: empty message");
     }
 
-    fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
-        .await?;
-    let w = fx
-        .wait_workload("catalog", "Ready=True/Available", AVAILABLE_WITHIN, |w| {
-            ready_available(w)
-        })
-        .await?;
+    let w = catalog_available(fx).await?;
     let s = w.status.as_ref().unwrap();
     let placement = format!("{eks}=7,{gke}=3");
     ensure!(
@@ -965,13 +948,7 @@ async fn bad_kubeconfig(fx: &mut Fleet) -> TestResult {
 /// no status on the hub (level-triggered, status only on change); then it still works (a scale
 /// to 12 replicas lands).
 async fn restart(fx: &mut Fleet) -> TestResult {
-    fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
-        .await?;
-    let w = fx
-        .wait_workload("catalog", "Ready=True/Available", AVAILABLE_WITHIN, |w| {
-            ready_available(w)
-        })
-        .await?;
+    let w = catalog_available(fx).await?;
     let uid = w.uid().ok_or("no uid")?;
     for (member, replicas) in [(EKS, 7), (GKE, 3)] {
         fx.wait_rolled_out(member, "catalog", replicas, "catalog:2.0.1", None)
@@ -1065,12 +1042,7 @@ async fn idle(fx: &mut Fleet) -> TestResult {
             .and_then(|s| s.parse().ok())
             .unwrap_or(300),
     );
-    fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
-        .await?;
-    fx.wait_workload("catalog", "Ready=True/Available", AVAILABLE_WITHIN, |w| {
-        ready_available(w)
-    })
-    .await?;
+    catalog_available(fx).await?;
     for (member, replicas) in [(EKS, 7), (GKE, 3)] {
         fx.wait_rolled_out(member, "catalog", replicas, "catalog:2.0.1", None)
             .await?;
@@ -1484,6 +1456,18 @@ fn small_manifests(name: &str) -> Value {
     ])
 }
 
+/// Creates the `catalog` (10 replicas divided 7/3, image 2.0.1) and waits until it is
+/// Ready and Available.
+async fn catalog_available(fx: &Fleet) -> Result<MultiCloudWorkload, String> {
+    fx.create_workload("catalog", divided_7_3(10, catalog_manifests("2.0.1", None)))
+        .await
+        .map_err(|e| format!("create catalog: {e}"))?;
+    fx.wait_workload("catalog", "Ready=True/Available", AVAILABLE_WITHIN, |w| {
+        ready_available(w)
+    })
+    .await
+}
+
 /// "70 % AWS / 30 % GCP, never fewer than two providers" (examples/divided.yaml).
 fn divided_7_3(replicas: i32, manifests: Value) -> Value {
     json!({
@@ -1561,36 +1545,6 @@ fn available(w: &MultiCloudWorkload, n: i32) -> Result<(), String> {
     } else {
         Err(format!("replicas {r:?}, want {n} available"))
     }
-}
-
-/// One line: generation, replicas, placement, conditions, decision.
-fn describe(w: &MultiCloudWorkload) -> String {
-    let Some(s) = &w.status else {
-        return format!("generation {:?}, no status", w.metadata.generation);
-    };
-    let conds: Vec<String> = s
-        .conditions
-        .iter()
-        .map(|c| format!("{}={}/{}: {}", c.type_, c.status, c.reason, c.message))
-        .collect();
-    format!(
-        "generation {:?}, observedGeneration {:?}, replicas {:?}, placement {:?}, clusters {:?}, conditions [{}], decision {:?}",
-        w.metadata.generation,
-        s.observed_generation,
-        s.replicas,
-        s.placement,
-        s.clusters
-            .iter()
-            .map(|c| format!(
-                "{} {}/{}/{} {:?}",
-                c.name, c.desired, c.ready, c.available, c.state
-            ))
-            .collect::<Vec<_>>(),
-        conds.join("; "),
-        s.decision
-            .as_ref()
-            .map(|d| format!("{}: {}", d.outcome, d.message))
-    )
 }
 
 /// The ownership labels of the contract, naming `w`.
