@@ -2,15 +2,18 @@
 //! its process group when dropped, also when the test panics.
 
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+// Also used by the e2e providers trials for their fake cloud endpoints, which read the logs.
+#[path = "group_child.rs"]
+#[allow(dead_code)]
+pub mod group_child;
+use group_child::GroupChild;
 
 pub struct Moto {
     pub url: String,
-    child: Child,
-    pub log: PathBuf,
+    process: GroupChild,
 }
 
 /// How to get moto when it is missing: the tests never skip.
@@ -23,35 +26,27 @@ impl Moto {
             .map_err(|e| format!("no free port: {e}"))?
             .port();
         let log = log_dir.join(format!("moto-{port}.log"));
-        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => INSTALL_HINT.to_string(),
-                _ => format!("moto_server: {e}"),
-            })?;
+        let process = GroupChild::spawn(
+            Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            &log,
+        )
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => INSTALL_HINT.to_string(),
+            _ => format!("moto_server: {e}"),
+        })?;
         let moto = Moto {
             url: format!("http://127.0.0.1:{port}"),
-            child,
-            log,
+            process,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(format!(
+        moto.process
+            .wait_until(|| TcpStream::connect(("127.0.0.1", port)).is_ok())
+            .map_err(|()| {
+                format!(
                     "moto_server did not listen on {} within 30 s (log {})",
                     moto.url,
-                    moto.log.display()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                    log.display()
+                )
+            })?;
         Ok(moto)
     }
 
@@ -108,19 +103,4 @@ pub fn seed(url: &str, clusters: &[&str]) -> Result<serde_json::Value, String> {
         ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| format!("moto-seed output: {e}"))
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of our own child (process_group(0) made its pid
-        // the group id), not yet reaped.
-        unsafe {
-            kill(-(self.child.id() as i32), 9);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }

@@ -12,7 +12,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bascule::api::{MemberCluster, MultiCloudWorkload};
@@ -27,13 +27,15 @@ use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
 use crate::support::fleet::condition;
-// The moto starter of the non-e2e tests; only its seeding is used here (fake-aws.py runs moto).
+// The moto starter of the non-e2e tests: its seeding and its process guard are used here
+// (fake-aws.py runs moto itself).
 #[path = "../common/moto.rs"]
 #[allow(dead_code)]
 mod moto;
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::wait::until;
 use crate::support::{Harness, TestResult, Topology, member_rbac, run_cluster_script, trial};
+use moto::group_child::GroupChild;
 
 /// The member whose API server trusts the AWS token webhook (an EKS-like name: EKS-like nodes).
 const EKS_MEMBER: &str = "eks-iam";
@@ -68,7 +70,11 @@ async fn eks_end_to_end(h: &'static Harness) -> TestResult {
     let result = eks_trial(h, &dir, &fake, &clusters).await;
     match result {
         Ok(()) => Ok(()),
-        Err(e) => Err(format!("{e}\n--- fake-aws.py log (tail) ---\n{}", fake.log_tail(30)).into()),
+        Err(e) => Err(format!(
+            "{e}\n--- fake-aws.py log (tail) ---\n{}",
+            fake.process.log_tail(30)
+        )
+        .into()),
     }
 }
 
@@ -145,7 +151,7 @@ async fn eks_trial(
         )
         .into());
     }
-    let log = fake.log();
+    let log = fake.process.log();
     let accepted = format!("review cluster={EKS_MEMBER} authenticated username={ROLE}");
     if !log.contains(&accepted) {
         return Err(format!("the webhook never authenticated the role ({accepted:?})").into());
@@ -204,8 +210,8 @@ async fn gke_end_to_end(h: &'static Harness) -> TestResult {
     result.map_err(|e| {
         format!(
             "{e}\n--- fake-google.py log (tail) ---\n{}\n--- webhook log (tail) ---\n{}",
-            google.log_tail(20),
-            fake.log_tail(20)
+            google.process.log_tail(20),
+            fake.process.log_tail(20)
         )
         .into()
     })
@@ -547,73 +553,46 @@ fn post_json(url: &str, body: &Value) -> Result<(), String> {
 
 /// e2e/google/fake-google.py in its own process group, killed by that group when dropped.
 struct FakeGoogle {
-    child: Child,
-    log: PathBuf,
+    process: GroupChild,
     url: String,
 }
 
 impl FakeGoogle {
     fn start(dir: &Path, key_file: &Path) -> Result<FakeGoogle, String> {
-        use std::os::unix::process::CommandExt;
         let port = free_port()?;
-        let log = dir.join("fake-google.log");
-        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
         let _ = std::fs::remove_file(key_file);
         let script = crate::support::repo_root().join("e2e/google/fake-google.py");
-        let child = Command::new("python3")
-            .arg(&script)
-            .args(["--port", &port.to_string()])
-            .arg("--key-out")
-            .arg(key_file)
-            .args(["--token-lifetime", &GOOGLE_TOKEN_LIFETIME.to_string()])
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("python3 {}: {e}", script.display()))?;
-        let fake = FakeGoogle {
-            child,
-            log,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() || !key_file.exists() {
-            if Instant::now() > deadline {
-                return Err(format!(
+        let process = GroupChild::spawn(
+            Command::new("python3")
+                .arg(&script)
+                .args(["--port", &port.to_string()])
+                .arg("--key-out")
+                .arg(key_file)
+                .args(["--token-lifetime", &GOOGLE_TOKEN_LIFETIME.to_string()])
+                .env("PYTHONUNBUFFERED", "1"),
+            &dir.join("fake-google.log"),
+        )
+        .map_err(|e| format!("python3 {}: {e}", script.display()))?;
+        process
+            .wait_until(|| TcpStream::connect(("127.0.0.1", port)).is_ok() && key_file.exists())
+            .map_err(|()| {
+                format!(
                     "fake-google.py did not start within 30 s (needs python3 with cryptography):\n{}",
-                    fake.log_tail(20)
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(fake)
+                    process.log_tail(20)
+                )
+            })?;
+        Ok(FakeGoogle {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+        })
     }
 
     fn tokens_issued(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
+        self.process
+            .log()
             .lines()
             .filter(|l| l.starts_with("token issued"))
             .count()
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-impl Drop for FakeGoogle {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of our own child (process_group(0)).
-        unsafe {
-            kill(-(self.child.id() as i32), 9);
-        }
-        let _ = self.child.wait();
     }
 }
 
@@ -655,55 +634,41 @@ impl Drop for Cleanup {
 /// e2e/aws/fake-aws.py (moto + the token webhook) in its own process group, killed by that
 /// group when dropped.
 struct FakeAws {
-    child: Child,
-    log: PathBuf,
+    process: GroupChild,
     moto_url: String,
     webhook_url: String,
 }
 
 impl FakeAws {
     fn start(dir: &Path, google_tokeninfo: Option<&str>) -> Result<FakeAws, String> {
-        use std::os::unix::process::CommandExt;
         let (moto_port, webhook_port) = (free_port()?, free_port()?);
-        let log = dir.join("fake-aws.log");
-        let out = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
         let script = crate::support::repo_root().join("e2e/aws/fake-aws.py");
         let mut cmd = Command::new("python3");
         cmd.arg(&script)
             .args(["--moto-port", &moto_port.to_string()])
-            .args(["--webhook-port", &webhook_port.to_string()]);
+            .args(["--webhook-port", &webhook_port.to_string()])
+            .env("PYTHONUNBUFFERED", "1");
         if let Some(url) = google_tokeninfo {
             cmd.args(["--google-tokeninfo", url]);
         }
-        let child = cmd
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
+        let process = GroupChild::spawn(&mut cmd, &dir.join("fake-aws.log"))
             .map_err(|e| format!("python3 {}: {e}", script.display()))?;
-        let fake = FakeAws {
-            child,
-            log,
-            moto_url: format!("http://127.0.0.1:{moto_port}"),
-            webhook_url: format!("http://127.0.0.1:{webhook_port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
         for port in [moto_port, webhook_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if Instant::now() > deadline {
-                    return Err(format!(
+            process
+                .wait_until(|| TcpStream::connect(("127.0.0.1", port)).is_ok())
+                .map_err(|()| {
+                    format!(
                         "fake-aws.py did not listen on {port} within 30 s (needs moto: {}):\n{}",
                         "pip install 'moto[server]==5.2.1'",
-                        fake.log_tail(20)
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+                        process.log_tail(20)
+                    )
+                })?;
         }
-        Ok(fake)
+        Ok(FakeAws {
+            process,
+            moto_url: format!("http://127.0.0.1:{moto_port}"),
+            webhook_url: format!("http://127.0.0.1:{webhook_port}"),
+        })
     }
 
     fn adopt(&self, name: &str, server: &str, ca_data: &str) -> Result<(), String> {
@@ -727,30 +692,6 @@ impl FakeAws {
             ))
         }
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self, n: usize) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-impl Drop for FakeAws {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of our own child (process_group(0)).
-        unsafe {
-            kill(-(self.child.id() as i32), 9);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-unsafe extern "C" {
-    fn kill(pid: i32, sig: i32) -> i32;
 }
 
 /// A member control plane (and nothing else) in its own e2e/cluster state directory, with the

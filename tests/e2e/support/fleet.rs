@@ -46,7 +46,7 @@ pub struct FleetOptions {
     /// Names the namespaces and the operator's log.
     pub label: String,
     /// The trial file's name: labels the MemberClusters (`bascule-e2e`) and prefixes the
-    /// workloads' namespace.
+    /// workloads' namespace (`failover-stop-…`).
     pub group: &'static str,
     /// The MemberClusters' `spec.health` (default: Bascule's defaults, written out: probes every
     /// 2 s with a 2 s deadline, Unhealthy after 3 failures, Healthy again after 15 successes).
@@ -133,7 +133,7 @@ impl Fleet {
             hub,
             members,
             ops_ns: unique_name("bascule-ops"),
-            app_ns: unique_name(&format!("{}-{}", &options.group[..2], options.label)),
+            app_ns: unique_name(&format!("{}-{}", options.group, options.label)),
             names: BTreeMap::new(),
             clusters: Vec::new(),
             group: options.group,
