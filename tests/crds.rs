@@ -421,7 +421,7 @@ mod msg {
     pub const STANDBY_NOT_FAILOVER: &str = "spec.placement.standbyReplicas is only used in Failover mode; remove it or set spec.placement.mode: Failover";
     pub const SPREAD_IN_FAILOVER: &str = "spec.placement.spread does not apply in Failover mode, where all replicas live in the first healthy tier; remove it and list each tier's clusters in the tier instead, or use mode Divided";
     pub const STANDBY_OVER_REPLICAS: &str = "spec.placement.standbyReplicas must not exceed spec.replicas; standby replicas stand in for active ones";
-    pub const STANDBY_MIN: &str = "spec.placement.standbyReplicas must be 0 or more";
+    pub const STANDBY_MIN: &str = "spec.placement.standbyReplicas must be between 0 and 100000";
     pub const ONE_WORKLOAD: &str = "spec.template.manifests must hold exactly one Deployment or StatefulSet (the object whose replicas are placed); add one, or move the extra one to its own MultiCloudWorkload";
     pub const APPS_V1: &str =
         "spec.template.manifests: a Deployment or StatefulSet must use apiVersion apps/v1";
@@ -438,12 +438,12 @@ mod msg {
         "spec.placement.spread.minClusters must not exceed spec.placement.spread.maxClusters";
     pub const MIN_PROVIDERS: &str =
         "spec.placement.spread.minProviders must be between 1 and 3 (aws, gcp, other)";
-    pub const MIN_CLUSTERS: &str = "spec.placement.spread.minClusters must be at least 1";
-    pub const MAX_CLUSTERS: &str = "spec.placement.spread.maxClusters must be at least 1";
+    pub const MIN_CLUSTERS: &str = "spec.placement.spread.minClusters must be between 1 and 1000";
+    pub const MAX_CLUSTERS: &str = "spec.placement.spread.maxClusters must be between 1 and 1000";
     pub const MIN_OVER_MAX_REPLICAS: &str =
         "clusterReplicas.minReplicas must not exceed clusterReplicas.maxReplicas";
-    pub const MIN_REPLICAS: &str = "clusterReplicas.minReplicas must be 0 or more";
-    pub const MAX_REPLICAS: &str = "clusterReplicas.maxReplicas must be at least 1; to keep a cluster empty, leave it out of the tiers";
+    pub const MIN_REPLICAS: &str = "clusterReplicas.minReplicas must be between 0 and 100000";
+    pub const MAX_REPLICAS: &str = "clusterReplicas.maxReplicas must be between 1 and 100000; to keep a cluster empty, leave it out of the tiers";
     pub const CLUSTER_TOLERATION: &str =
         "spec.failover.clusterTolerationSeconds must be between 0 and 3600";
     pub const APP_TOLERATION: &str =
@@ -477,7 +477,7 @@ mod msg {
         "spec.taints has the same key and effect twice; keep one entry per key and effect";
     pub const TIMEOUT_OVER_PERIOD: &str = "spec.health.timeoutSeconds must not exceed spec.health.periodSeconds; shorten the timeout or lengthen the period";
     pub const PERIOD: &str = "spec.health.periodSeconds must be between 1 and 300";
-    pub const TIMEOUT: &str = "spec.health.timeoutSeconds must be at least 1";
+    pub const TIMEOUT: &str = "spec.health.timeoutSeconds must be between 1 and 300";
     pub const FAILURE_THRESHOLD: &str = "spec.health.failureThreshold must be between 1 and 100";
     pub const SUCCESS_THRESHOLD: &str = "spec.health.successThreshold must be between 1 and 1000";
 }
@@ -672,6 +672,73 @@ fn bad_workloads() -> Vec<Bad> {
             "spec.placement.clusterReplicas.minReplicas",
             msg::MIN_REPLICAS,
         ),
+        // Integers beyond int32 (kube-apiserver does not enforce `format: int32` on custom
+        // resources): refused by a CEL maximum, or the typed client could not read the object.
+        bad(
+            "placement.clusterReplicas maxReplicas beyond int32",
+            MCW,
+            with(f(), |o| {
+                set(
+                    o,
+                    "/spec/placement/clusterReplicas/maxReplicas",
+                    json!(2147483648_i64),
+                )
+            }),
+            "spec.placement.clusterReplicas.maxReplicas",
+            msg::MAX_REPLICAS,
+        ),
+        Bad {
+            case: "placement.clusterReplicas minReplicas above 100000",
+            kind: MCW,
+            object: with(f(), |o| {
+                set(
+                    o,
+                    "/spec/placement/clusterReplicas/minReplicas",
+                    json!(100001),
+                )
+            }),
+            expected: vec![
+                v(
+                    "spec.placement.clusterReplicas.minReplicas",
+                    msg::MIN_REPLICAS,
+                ),
+                v("spec.placement.clusterReplicas", msg::MIN_OVER_MAX_REPLICAS),
+            ],
+        },
+        bad(
+            "spread.maxClusters above 1000",
+            MCW,
+            with(d(), |o| {
+                set(o, "/spec/placement/spread/maxClusters", json!(1001))
+            }),
+            "spec.placement.spread.maxClusters",
+            msg::MAX_CLUSTERS,
+        ),
+        bad(
+            "spread.minClusters above 1000",
+            MCW,
+            with(d(), |o| {
+                remove(o, "/spec/placement/spread/maxClusters");
+                set(
+                    o,
+                    "/spec/placement/spread/minClusters",
+                    json!(4294967296_i64),
+                );
+            }),
+            "spec.placement.spread.minClusters",
+            msg::MIN_CLUSTERS,
+        ),
+        Bad {
+            case: "standbyReplicas beyond int32",
+            kind: MCW,
+            object: with(f(), |o| {
+                set(o, "/spec/placement/standbyReplicas", json!(2147483648_i64))
+            }),
+            expected: vec![
+                v("spec.placement.standbyReplicas", msg::STANDBY_MIN),
+                v("spec", msg::STANDBY_OVER_REPLICAS),
+            ],
+        },
         // template
         bad(
             "template without a Deployment or StatefulSet",
@@ -1156,6 +1223,17 @@ fn bad_member_clusters() -> Vec<Bad> {
             "spec.health.timeoutSeconds",
             msg::TIMEOUT,
         ),
+        Bad {
+            case: "health.timeoutSeconds beyond int32",
+            kind: MC,
+            object: with(m(), |o| {
+                set(o, "/spec/health/timeoutSeconds", json!(2147483648_i64))
+            }),
+            expected: vec![
+                v("spec.health.timeoutSeconds", msg::TIMEOUT),
+                v("spec.health", msg::TIMEOUT_OVER_PERIOD),
+            ],
+        },
         bad(
             "health.failureThreshold 0",
             MC,

@@ -133,7 +133,7 @@ pub struct HealthSettings {
     pub period_seconds: i32,
     /// Deadline of one probe in seconds (default 2).
     #[serde(default = "default_timeout")]
-    #[x_kube(validation = Rule::new("self >= 1").message("spec.health.timeoutSeconds must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 300").message("spec.health.timeoutSeconds must be between 1 and 300"))]
     pub timeout_seconds: i32,
     /// Failed probes in a row before the cluster is Unhealthy (default 3: about 6 s at the default
     /// period, plus one timeout).

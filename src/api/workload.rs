@@ -145,7 +145,7 @@ pub struct Placement {
     /// `Failover` mode only: warm standby replicas kept in the next tier that has a healthy
     /// cluster, on top of `replicas`, so that a failover starts from running pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("spec.placement.standbyReplicas must be 0 or more"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100000").message("spec.placement.standbyReplicas must be between 0 and 100000"))]
     pub standby_replicas: Option<i32>,
 }
 
@@ -189,11 +189,11 @@ pub struct SpreadConstraints {
     pub min_providers: Option<i32>,
     /// Replicas run on at least this many clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("spec.placement.spread.minClusters must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("spec.placement.spread.minClusters must be between 1 and 1000"))]
     pub min_clusters: Option<i32>,
     /// Replicas run on at most this many clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("spec.placement.spread.maxClusters must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("spec.placement.spread.maxClusters must be between 1 and 1000"))]
     pub max_clusters: Option<i32>,
 }
 
@@ -204,11 +204,11 @@ pub struct SpreadConstraints {
 pub struct ReplicaBounds {
     /// Every selected cluster gets at least this many replicas (if the total allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("clusterReplicas.minReplicas must be 0 or more"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 100000").message("clusterReplicas.minReplicas must be between 0 and 100000"))]
     pub min_replicas: Option<i32>,
     /// No cluster gets more than this many replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 1").message("clusterReplicas.maxReplicas must be at least 1; to keep a cluster empty, leave it out of the tiers"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100000").message("clusterReplicas.maxReplicas must be between 1 and 100000; to keep a cluster empty, leave it out of the tiers"))]
     pub max_replicas: Option<i32>,
 }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 
 use bascule::api::{MemberCluster, MultiCloudWorkload};
 use bascule::kubectl;
@@ -69,12 +70,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         .namespace
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let workloads: Api<MultiCloudWorkload> = if cli.all_namespaces {
+    // Lists read through a guard: one object the typed client cannot read is named on stderr
+    // and left out, instead of failing the whole command.
+    let workloads: Api<DeserializeGuard<MultiCloudWorkload>> = if cli.all_namespaces {
         Api::all(client.clone())
     } else {
         Api::namespaced(client.clone(), &namespace)
     };
-    let clusters: Api<MemberCluster> = Api::all(client);
+    let clusters: Api<DeserializeGuard<MemberCluster>> = Api::all(client);
     let hub_error = |what: &str, e: kube::Error| format!("cannot {what} on the hub: {e}");
     match cli.command {
         Command::Status => {
@@ -86,7 +89,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .list(&ListParams::default())
                 .await
                 .map_err(|e| hub_error("list MemberClusters", e))?;
-            print!("{}", kubectl::status_table(&w.items, &c.items));
+            print!(
+                "{}",
+                kubectl::status_table(&readable(w.items), &readable(c.items))
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { name } => {
@@ -94,7 +100,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 .get_opt(&name)
                 .await
                 .map_err(|e| hub_error("read the MultiCloudWorkload", e))?
-                .ok_or_else(|| format!("no MultiCloudWorkload {namespace}/{name}"))?;
+                .ok_or_else(|| format!("no MultiCloudWorkload {namespace}/{name}"))?
+                .0
+                .map_err(|e| {
+                    format!("MultiCloudWorkload {namespace}/{name} cannot be read: {e}")
+                })?;
             print!("{}", kubectl::explain(&w));
             Ok(ExitCode::SUCCESS)
         }
@@ -106,20 +116,22 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 file: format!("hub:{what}").into(),
                 line: 0,
             };
+            let cluster_list = clusters
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| hub_error("list MemberClusters", e))?
+                .items;
+            let workload_list = workloads
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| hub_error("list MultiCloudWorkloads", e))?
+                .items;
             let objects = Objects {
-                clusters: clusters
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| hub_error("list MemberClusters", e))?
-                    .items
+                clusters: readable(cluster_list)
                     .into_iter()
                     .map(|c| (origin("MemberCluster"), c))
                     .collect(),
-                workloads: workloads
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| hub_error("list MultiCloudWorkloads", e))?
-                    .items
+                workloads: readable(workload_list)
                     .into_iter()
                     .map(|w| (origin("MultiCloudWorkload"), w))
                     .collect(),
@@ -140,4 +152,28 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
     }
+}
+
+/// The objects that could be read; each one that could not is named on stderr.
+fn readable<K: kube::Resource<DynamicType = ()>>(items: Vec<DeserializeGuard<K>>) -> Vec<K> {
+    items
+        .into_iter()
+        .filter_map(|g| match g.0 {
+            Ok(k) => Some(k),
+            Err(e) => {
+                let m = &e.metadata;
+                eprintln!(
+                    "warning: {} {}{} cannot be read and is left out: {}",
+                    K::kind(&()),
+                    m.namespace
+                        .as_deref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    m.name.as_deref().unwrap_or_default(),
+                    e.error
+                );
+                None
+            }
+        })
+        .collect()
 }

@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Preconditions};
 use kube::runtime::reflector::Store;
 use kube::{Error as KubeError, ResourceExt};
 
-use super::reconcile::Context;
+use super::reconcile::{Context, Guarded};
 use crate::api::MultiCloudWorkload;
 use crate::sync::apply::type_key;
 use crate::sync::render::labels;
@@ -28,7 +28,7 @@ const COMMON_KINDS: [&str; 6] = [
 ];
 
 /// Collects the member's orphans; logs what it did. Runs once per return of the member.
-pub async fn collect(ctx: Arc<Context>, store: Store<MultiCloudWorkload>, cluster: String) {
+pub async fn collect(ctx: Arc<Context>, store: Store<Guarded>, cluster: String) {
     if store.wait_until_ready().await.is_err() {
         return;
     }
@@ -43,16 +43,17 @@ pub async fn collect(ctx: Arc<Context>, store: Store<MultiCloudWorkload>, cluste
 
 async fn collect_once(
     ctx: &Context,
-    store: &Store<MultiCloudWorkload>,
+    store: &Store<Guarded>,
     cluster: &str,
 ) -> Result<usize, KubeError> {
     let Some((_, client)) = ctx.pool.connection(cluster) else {
         return Ok(0);
     };
     let workloads = store.state();
+    // Unreadable workloads count as live: their objects stay until they are fixed or deleted.
     let live: BTreeSet<String> = workloads.iter().filter_map(|w| w.uid()).collect();
     let mut kinds: BTreeSet<String> = COMMON_KINDS.iter().map(|k| k.to_string()).collect();
-    for w in &workloads {
+    for w in workloads.iter().filter_map(|g| g.0.as_ref().ok()) {
         kinds.extend(w.spec.template.manifests.iter().map(|m| type_key(&m.0)));
         kinds.extend(w.status.iter().flat_map(|s| s.kinds.iter().cloned()));
     }

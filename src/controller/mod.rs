@@ -6,6 +6,7 @@
 //! - [`events`]: Events on the hub.
 //! - [`leader`]: leader election on a Lease.
 //! - [`gc`]: objects of deleted workloads removed from a member when it returns.
+//! - [`invalid`]: workloads the typed client cannot read (reported, left in place, deletable).
 //! - Pure policy: [`conditions`] (kstatus merging), [`failover`] (moves, budget, records), [`rebalance`] (when a decision may move
 //!   replicas between healthy clusters), [`status`] (what a workload shows).
 
@@ -13,6 +14,7 @@ pub mod conditions;
 pub mod events;
 pub mod failover;
 pub mod gc;
+pub mod invalid;
 pub mod leader;
 pub mod rebalance;
 pub mod reconcile;

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::join_all;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::{Resource, ResourceExt};
@@ -37,6 +39,8 @@ const MEMBER_DEADLINE: Duration = Duration::from_secs(15);
 const STARTUP_GRACE: Duration = Duration::from_secs(10);
 /// When a member could not be synced, try again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// When a reconcile panicked, try that workload again after this long.
+const PANIC_RETRY: Duration = Duration::from_secs(300);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -105,6 +109,9 @@ pub enum Error {
     CleanupIncomplete(String),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A bug met by this workload alone: caught so that the others keep being served.
+    #[error("reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -115,14 +122,29 @@ impl Error {
             Error::Hub { .. } => "HubApi",
             Error::CleanupIncomplete(_) => "CleanupIncomplete",
             Error::Finalizer(_) => "Finalizer",
+            Error::Panicked(_) => "Panic",
         }
     }
 }
 
-/// The controller's entry point for one workload.
-pub async fn reconcile(w: Arc<MultiCloudWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// How the hub's MultiCloudWorkloads are read: an object the typed client cannot decode arrives
+/// as an error of its own instead of failing the list of all the others.
+pub type Guarded = DeserializeGuard<MultiCloudWorkload>;
+
+/// The controller's entry point for one workload. A panic is caught here: it fails this
+/// workload's reconcile only, never the controller that serves every other one.
+pub async fn reconcile(w: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_inner(w, &ctx).await;
+    let work = async {
+        match &w.0 {
+            Ok(workload) => reconcile_inner(Arc::new(workload.clone()), &ctx).await,
+            Err(unreadable) => super::invalid::reconcile(unreadable, &ctx).await,
+        }
+    };
+    let result = std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(panic.as_ref()))));
     let label = match &result {
         Ok(_) => "ok",
         Err(e) => e.category(),
@@ -152,14 +174,24 @@ async fn reconcile_inner(w: Arc<MultiCloudWorkload>, ctx: &Context) -> Result<Ac
     })
 }
 
-/// Backoff for failed reconciles: short, since members come and go.
-pub fn error_policy(w: Arc<MultiCloudWorkload>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(
-        workload = %format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any()),
-        category = error.category(),
-        %error,
-        "reconcile failed"
-    );
+/// The text of a caught panic.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Retry after a failed reconcile: short, since members come and go; a panic is a bug that a
+/// retry will meet again, so that workload waits longer.
+pub fn error_policy(w: Arc<Guarded>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let workload = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
+    if let Error::Panicked(_) = error {
+        tracing::error!(%workload, %error, "reconcile panicked; this workload is retried in 5 minutes, the others are not affected");
+        return Action::requeue(PANIC_RETRY);
+    }
+    tracing::warn!(%workload, category = error.category(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -740,6 +772,20 @@ async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error>
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
     let mut kinds: BTreeSet<String> = template_kinds(w);
     kinds.extend(w.status.iter().flat_map(|s| s.kinds.iter().cloned()));
+    remove_everywhere(ctx, &namespace, &uid, &kinds).await?;
+    ctx.forget_status(w);
+    tracing::info!(workload = %format!("{namespace}/{}", w.name_any()), "removed from every member");
+    Ok(Action::await_change())
+}
+
+/// Removes the objects of the workload with `uid` (of these kinds) from every member that
+/// answers; see [`cleanup`].
+pub(super) async fn remove_everywhere(
+    ctx: &Context,
+    namespace: &str,
+    uid: &str,
+    kinds: &BTreeSet<String>,
+) -> Result<(), Error> {
     let members: Vec<(String, kube::Client, bool)> = ctx
         .pool
         .names()
@@ -756,10 +802,10 @@ async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error>
         let target = Target {
             cluster,
             client,
-            namespace: &namespace,
-            workload_uid: &uid,
+            namespace,
+            workload_uid: uid,
             rendered: Vec::new(),
-            kinds: &kinds,
+            kinds,
         };
         async move {
             let r = tokio::time::timeout(MEMBER_DEADLINE, apply::sync(&ctx.cache, target)).await;
@@ -783,7 +829,5 @@ async fn cleanup(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error>
     if !failed.is_empty() {
         return Err(Error::CleanupIncomplete(failed.join(", ")));
     }
-    ctx.forget_status(w);
-    tracing::info!(workload = %format!("{namespace}/{}", w.name_any()), "removed from every member");
-    Ok(Action::await_change())
+    Ok(())
 }

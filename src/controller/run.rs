@@ -15,9 +15,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::events::Events;
 use super::leader::{self, LeaderError, LeaderOptions};
-use super::reconcile::{self, Context};
+use super::reconcile::{self, Context, Guarded};
 use super::triggers;
-use crate::api::MultiCloudWorkload;
 use crate::http::{self, Endpoints};
 use crate::members::{self, ConnectionOptions, MemberPool, MembersError};
 use crate::metrics::Metrics;
@@ -98,7 +97,7 @@ pub async fn run(
         None => tokio::spawn(std::future::pending()),
     };
 
-    let workloads: Api<MultiCloudWorkload> = Api::all(hub.clone());
+    let workloads: Api<Guarded> = Api::all(hub.clone());
     workloads
         .list_metadata(&ListParams::default().limit(1))
         .await

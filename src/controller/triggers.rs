@@ -15,13 +15,13 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::gc;
-use super::reconcile::{Context, current_placement, decision_for};
-use crate::api::{ClusterHealth, MultiCloudWorkload};
+use super::reconcile::{Context, Guarded, current_placement, decision_for};
+use crate::api::ClusterHealth;
 use crate::members::MemberEvent;
 use crate::placement::ClusterSnapshot;
 use crate::sync::observe::WorkloadRef;
 
-pub type Trigger = ObjectRef<MultiCloudWorkload>;
+pub type Trigger = ObjectRef<Guarded>;
 
 /// Turns the observer's "this workload's objects changed" into reconcile requests.
 pub async fn from_observer(
@@ -41,7 +41,7 @@ pub async fn from_observer(
 /// Follows the pool: member watches, orphan collection, and the workloads each change affects.
 pub async fn from_members(
     ctx: Arc<Context>,
-    store: Store<MultiCloudWorkload>,
+    store: Store<Guarded>,
     out: mpsc::UnboundedSender<Trigger>,
 ) {
     let mut events = ctx.pool.subscribe();
@@ -110,7 +110,7 @@ fn follow_connection(
 /// those whose decision would now differ from the one in force.
 fn affected(
     ctx: &Context,
-    store: &Store<MultiCloudWorkload>,
+    store: &Store<Guarded>,
     snapshots: &[ClusterSnapshot],
     cluster: &str,
 ) -> Vec<Trigger> {
@@ -124,7 +124,9 @@ fn affected(
     store
         .state()
         .into_iter()
-        .filter(|w| {
+        .filter(|g| {
+            // An unreadable workload is left as it is: a member's change cannot fix it.
+            let Ok(w) = &g.0 else { return false };
             let status = w.status.clone().unwrap_or_default();
             if status.clusters.iter().any(|c| c.name == cluster)
                 || w.uid().is_some_and(|uid| there.contains(&uid))
@@ -132,10 +134,15 @@ fn affected(
                 return true;
             }
             // The decision would change, or a failback becomes possible (its window then needs
-            // a reconcile to be timed).
-            let (d, _, _) = decision_for(w, snapshots, now);
-            d.placement != current_placement(&status) || d.preferred != d.summary()
+            // a reconcile to be timed). A panic of the engine over one workload reconciles that
+            // workload (where the panic is caught and reported) instead of ending this task,
+            // which every workload's member triggers depend on.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (d, _, _) = decision_for(w, snapshots, now);
+                d.placement != current_placement(&status) || d.preferred != d.summary()
+            }))
+            .unwrap_or(true)
         })
-        .map(|w| ObjectRef::from_obj(&*w))
+        .map(|g| ObjectRef::from_obj(&*g))
         .collect()
 }

@@ -9,11 +9,13 @@
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::reflector;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -62,7 +64,9 @@ pub async fn run(
     opts: ConnectionOptions,
     pool: MemberPool,
 ) -> Result<(), MembersError> {
-    let clusters = Api::<MemberCluster>::all(hub.clone());
+    // Read through a guard: one MemberCluster the typed client cannot decode must not fail the
+    // relist of all the others (which would stop every member's updates).
+    let clusters = Api::<Guarded>::all(hub.clone());
     let secrets = Api::<Secret>::namespaced(hub.clone(), &namespace);
     // A clear error at once beats a watch retrying forever in the background.
     let one = ListParams::default().limit(1);
@@ -112,6 +116,7 @@ pub async fn run(
         },
         running: BTreeMap::new(),
         set: JoinSet::new(),
+        unreadable: BTreeMap::new(),
     };
     let (mut clusters_ready, mut secrets_ready) = (false, false);
     loop {
@@ -156,11 +161,15 @@ fn is_init_done<K>(event: &watcher::Event<K>) -> bool {
     matches!(event, watcher::Event::InitDone)
 }
 
+type Guarded = DeserializeGuard<MemberCluster>;
+
 /// The member tasks, by MemberCluster name.
 struct Tasks {
     ctx: Context,
     running: BTreeMap<String, Running>,
     set: JoinSet<()>,
+    /// MemberClusters that cannot be read, with the resourceVersion already reported.
+    unreadable: BTreeMap<String, Option<String>>,
 }
 
 struct Running {
@@ -172,10 +181,24 @@ struct Running {
 
 impl Tasks {
     /// Brings the tasks in line with the hub's MemberClusters and Secrets.
-    fn reconcile(&mut self, clusters: &Store<MemberCluster>, secrets: &Store<Secret>) {
+    fn reconcile(&mut self, clusters: &Store<Guarded>, secrets: &Store<Secret>) {
         let mut seen = BTreeMap::new();
-        for cluster in clusters.state() {
-            let name = cluster.name_any();
+        let mut unreadable = BTreeMap::new();
+        for guarded in clusters.state() {
+            let name = guarded.name_any();
+            let cluster = match &guarded.0 {
+                Ok(cluster) => Arc::new(cluster.clone()),
+                Err(invalid) => {
+                    // Fail static: a running member keeps its last readable spec.
+                    seen.insert(name.clone(), ());
+                    let version = invalid.metadata.resource_version.clone();
+                    if self.unreadable.get(&name) != Some(&version) {
+                        tracing::warn!(cluster = %name, error = %invalid.error, "MemberCluster cannot be read; its connection is left as it was until the object is fixed");
+                    }
+                    unreadable.insert(name, version);
+                    continue;
+                }
+            };
             let secret = cluster
                 .spec
                 .connection
@@ -198,6 +221,7 @@ impl Tasks {
                 _ => self.start(name, uid, input),
             }
         }
+        self.unreadable = unreadable;
         let gone: Vec<String> = self
             .running
             .keys()

@@ -271,6 +271,7 @@ async fn argocd_health_check(h: &'static Harness) -> TestResult {
         "InvalidTemplate",
         "RenderFailed",
         "MoveBudgetExhausted",
+        "InvalidSpec",
     ] {
         let detail = format!("{reason} detail");
         cases.push((

@@ -24,6 +24,7 @@ mod members;
 mod providers;
 mod smoke;
 mod support;
+mod tenancy;
 mod workloads;
 
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(leader::trials(topology));
     trials.extend(least_privilege::trials(topology));
     trials.extend(providers::trials(topology));
+    trials.extend(tenancy::trials(topology));
     trials
 }
 

@@ -1445,7 +1445,7 @@ fn checkout_manifests() -> Value {
 }
 
 /// A Deployment and a ConfigMap named after the workload (for the measurements).
-fn small_manifests(name: &str) -> Value {
+pub fn small_manifests(name: &str) -> Value {
     json!([
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
          "spec": {"selector": {"matchLabels": {"app": name}},

@@ -8,7 +8,7 @@
 --                observedGeneration) behind metadata.generation: Bascule has not acted on the
 --                last change yet
 --   Degraded     Degraded=True for a reason a person must fix (OwnershipConflict, InvalidTemplate,
---                RenderFailed, MoveBudgetExhausted), or Ready=False because nothing can be placed
+--                RenderFailed, MoveBudgetExhausted, InvalidSpec), or Ready=False because nothing can be placed
 --                (Unschedulable, FailStatic)
 --   Progressing  Progressing=True (replicas being placed, surged or drained), or no verdict yet
 --   Healthy      Ready=True
@@ -24,6 +24,7 @@ local DEGRADED_REASONS = {
   InvalidTemplate = true,
   RenderFailed = true,
   MoveBudgetExhausted = true,
+  InvalidSpec = true,
 }
 local UNPLACEABLE_REASONS = {
   Unschedulable = true,
