@@ -1,6 +1,7 @@
 //! The custom resources of group `bascule.dev`, version `v1alpha1`, and their CRDs.
 
 pub mod common;
+pub mod conditions;
 pub mod manifest;
 pub mod member_cluster;
 pub mod validation;

@@ -19,10 +19,10 @@ use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::conditions::{Desired, merge};
 use super::events::Kind;
 use super::reconcile::{Context, Error, FINALIZER, remove_everywhere};
 use crate::api::MultiCloudWorkload;
+use crate::api::conditions::{Desired, merge};
 use crate::sync::apply::FIELD_MANAGER;
 
 /// The condition reason (Ready, Degraded and Stalled) of a workload that cannot be read.

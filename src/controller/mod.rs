@@ -7,17 +7,13 @@
 //! - [`leader`]: leader election on a Lease.
 //! - [`gc`]: objects of deleted workloads removed from a member when it returns.
 //! - [`invalid`]: workloads the typed client cannot read (reported, left in place, deletable).
-//! - Pure policy: [`conditions`] (kstatus merging), [`failover`] (moves, budget, records), [`rebalance`] (when a decision may move
-//!   replicas between healthy clusters), [`status`] (what a workload shows).
+//!
+//! The pure decisions it carries out are in [`crate::policy`].
 
-pub mod conditions;
 pub mod events;
-pub mod failover;
 pub mod gc;
 pub mod invalid;
 pub mod leader;
-pub mod rebalance;
 pub mod reconcile;
 pub mod run;
-pub mod status;
 pub mod triggers;

@@ -19,13 +19,14 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::events::{Events, Kind};
-use super::failover;
-use super::rebalance::{self, FAILBACK_ANNOTATION};
-use super::status::{self, Observations, Problem};
 use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::members::MemberPool;
 use crate::placement::migrate::{self, Fleet, Running};
-use crate::placement::{ClusterSnapshot, Decision, Rebalance, Replicas, Request, decide};
+use crate::placement::{ClusterSnapshot, Rebalance};
+use crate::policy::moves as failover;
+use crate::policy::rebalance::Why;
+use crate::policy::request::{self, Decided};
+use crate::policy::status::{self, Observations, Problem};
 use crate::sync::apply::{self, FIELD_MANAGER, MemberCache, Report, SyncError, Target};
 use crate::sync::observe::Observer;
 use crate::sync::render;
@@ -195,38 +196,6 @@ pub fn error_policy(w: Arc<Guarded>, error: &Error, _ctx: Arc<Context>) -> Actio
     Action::requeue(Duration::from_secs(5))
 }
 
-/// The decision the engine makes for `w` now, and the rebalance mode it was made with.
-pub fn decision_for(
-    w: &MultiCloudWorkload,
-    snapshots: &[ClusterSnapshot],
-    now: Timestamp,
-) -> (Decision, Rebalance, &'static str) {
-    let status = w.status.clone().unwrap_or_default();
-    let current = current_placement(&status);
-    let (rebalance, why) = rebalance::mode(&rebalance::Inputs {
-        spec: &w.spec,
-        generation: w.metadata.generation,
-        decided_generation: status.observed_generation,
-        failback_requested: w.annotations().get(FAILBACK_ANNOTATION).map(String::as_str),
-        failback_handled: status.handled_failback_request.as_deref(),
-        clusters: snapshots,
-        now,
-    });
-    let decision = decide(&Request {
-        spec: &w.spec,
-        clusters: snapshots,
-        current: &current,
-        rebalance,
-        now,
-        app_unavailable_since: &unavailable_since(
-            &status,
-            w.metadata.generation,
-            fresh_failback_request(w, &status).is_some(),
-        ),
-    });
-    (decision, rebalance, why)
-}
-
 /// `apiVersion/kind` of every manifest in the workload's template.
 fn template_kinds(w: &MultiCloudWorkload) -> BTreeSet<String> {
     w.spec
@@ -234,51 +203,6 @@ fn template_kinds(w: &MultiCloudWorkload) -> BTreeSet<String> {
         .manifests
         .iter()
         .map(|m| apply::type_key(&m.0))
-        .collect()
-}
-
-/// Clusters where the workload has had no available replica although it should, and since when.
-/// Since when the workload has been unavailable per cluster: where it runs now, and where this
-/// generation failed before (no return there until the spec changes or a failback is requested).
-fn unavailable_since(
-    status: &MultiCloudWorkloadStatus,
-    generation: Option<i64>,
-    failback_requested: bool,
-) -> BTreeMap<String, Timestamp> {
-    let mut since: BTreeMap<String, Timestamp> = status
-        .clusters
-        .iter()
-        .filter_map(|c| c.unavailable_since.as_ref().map(|t| (c.name.clone(), t.0)))
-        .collect();
-    if !failback_requested {
-        for f in status
-            .application_failures
-            .iter()
-            .filter(|f| f.observed_generation == generation)
-        {
-            since.entry(f.cluster.clone()).or_insert(f.since.0);
-        }
-    }
-    since
-}
-
-/// The value of the failback annotation when it has not been acted on yet.
-fn fresh_failback_request<'a>(
-    w: &'a MultiCloudWorkload,
-    status: &MultiCloudWorkloadStatus,
-) -> Option<&'a String> {
-    w.annotations()
-        .get(FAILBACK_ANNOTATION)
-        .filter(|v| Some(v.as_str()) != status.handled_failback_request.as_deref())
-}
-
-/// The placement in force: the last decision's replicas per cluster.
-pub fn current_placement(status: &MultiCloudWorkloadStatus) -> Replicas {
-    status
-        .clusters
-        .iter()
-        .filter(|c| c.desired > 0)
-        .map(|c| (c.name.clone(), c.desired as u32))
         .collect()
 }
 
@@ -292,9 +216,13 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let uid = w.uid().unwrap_or_default();
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
     let snapshots = ctx.pool.snapshots();
-    let (decision, rebalance, why) = decision_for(w, &snapshots, now);
+    let Decided {
+        decision,
+        rebalance,
+        why,
+    } = request::decision_for(w, &snapshots, now);
     let previous = w.status.clone().unwrap_or_default();
-    let current = current_placement(&previous);
+    let current = request::placement_in_force(&previous);
 
     // A move (failover, failback) must fit the workload's budget and the operator-wide pace.
     let budget = &w.spec.failover.budget;
@@ -517,7 +445,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let mut status = status::build(w, &decision, &providers, &observations, &problems, now);
     status.kinds = placed_kinds.into_iter().collect();
     // A failback request (either mode) also lifts the memory of where the workload failed.
-    if let Some(request) = fresh_failback_request(w, &previous) {
+    if let Some(request) = request::fresh_failback_request(w, &previous) {
         status.handled_failback_request = Some(request.clone());
         status.application_failures.clear();
     }
@@ -651,7 +579,7 @@ async fn publish_events(
     w: &MultiCloudWorkload,
     before: &MultiCloudWorkloadStatus,
     after: &MultiCloudWorkloadStatus,
-    why: &str,
+    why: Why,
     ctx: &Context,
 ) {
     let reference = w.object_ref(&());
@@ -661,9 +589,9 @@ async fn publish_events(
         .as_ref()
         .filter(|r| before.last_failover.as_ref().map(|b| &b.started_at) != Some(&r.started_at));
     let why = match new_move {
-        Some(r) if failover::is_failback(r) => "failback",
-        Some(_) => "failover",
-        None => why,
+        Some(r) if failover::is_failback(r) => "failback".to_string(),
+        Some(_) => "failover".to_string(),
+        None => why.to_string(),
     };
     if after.placement != before.placement {
         let note = format!(

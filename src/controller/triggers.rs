@@ -15,10 +15,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::gc;
-use super::reconcile::{Context, Guarded, current_placement, decision_for};
+use super::reconcile::{Context, Guarded};
 use crate::api::ClusterHealth;
 use crate::members::MemberEvent;
 use crate::placement::ClusterSnapshot;
+use crate::policy::request::{decision_for, placement_in_force};
 use crate::sync::observe::WorkloadRef;
 
 pub type Trigger = ObjectRef<Guarded>;
@@ -138,8 +139,8 @@ fn affected(
             // workload (where the panic is caught and reported) instead of ending this task,
             // which every workload's member triggers depend on.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let (d, _, _) = decision_for(w, snapshots, now);
-                d.placement != current_placement(&status) || d.preferred != d.summary()
+                let d = decision_for(w, snapshots, now).decision;
+                d.placement != placement_in_force(&status) || d.preferred != d.summary()
             }))
             .unwrap_or(true)
         })

@@ -10,9 +10,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::connection::ConnectionError;
 use super::detect::NodeFacts;
+use crate::api::conditions::{Desired, merge};
 use crate::api::member_cluster::NodeSummary;
 use crate::api::{ClusterHealth, MemberClusterSpec, MemberClusterStatus};
-use crate::controller::conditions::{Desired, merge};
 use crate::health::{Probe, ProbeFailure};
 
 /// `Ready`: Bascule places workloads on the cluster (its health is Healthy).

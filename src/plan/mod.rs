@@ -7,9 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
 use crate::api::{ClusterHealth, Taint};
-use crate::placement::{
-    self, ClusterDecision, ClusterSnapshot, Outcome, Rebalance, Replicas, Request,
-};
+use crate::placement::{ClusterDecision, ClusterSnapshot, Outcome, Rebalance, Replicas};
+use crate::policy;
 use crate::yaml::Objects;
 
 /// Changes to the clusters' state to evaluate.
@@ -93,35 +92,31 @@ pub fn plan(
         c.taints.push(taint.clone());
     }
 
-    let none = BTreeMap::new();
     let mut plans = Vec::new();
     for (_, w) in &objects.workloads {
-        let current = status_placement(w).unwrap_or_else(|| {
-            let empty = Replicas::new();
-            let req = Request {
-                spec: &w.spec,
-                clusters: &base,
-                current: &empty,
-                rebalance: Rebalance::ToPreferred,
-                now,
-                app_unavailable_since: &none,
-            };
-            placement::decide(&req).placement
+        // The controller's own request: the placement in force and the rebalance mode from the
+        // status (a live hub's objects give the controller's decision back). A workload with no
+        // placement yet is planned as first placed on the clusters as they are, then kept there
+        // (Sticky) under the what-ifs, unless --rebalance asks for the preferred placement.
+        let in_force = w
+            .status
+            .as_ref()
+            .map(policy::request::placement_in_force)
+            .filter(|p| !p.is_empty());
+        let current = in_force.clone().unwrap_or_else(|| {
+            let first = Some(Rebalance::ToPreferred);
+            policy::request::decision_from(w, &base, &Replicas::new(), first, now)
+                .decision
+                .placement
         });
-        let rebalance = if what_if.rebalance {
-            Rebalance::ToPreferred
+        let forced = if what_if.rebalance {
+            Some(Rebalance::ToPreferred)
+        } else if in_force.is_none() {
+            Some(Rebalance::Sticky)
         } else {
-            Rebalance::Sticky
+            None
         };
-        let req = Request {
-            spec: &w.spec,
-            clusters: &changed,
-            current: &current,
-            rebalance,
-            now,
-            app_unavailable_since: &none,
-        };
-        let d = placement::decide(&req);
+        let d = policy::request::decision_from(w, &changed, &current, forced, now).decision;
         let moves = d
             .placement
             .iter()
@@ -144,20 +139,6 @@ pub fn plan(
         });
     }
     Ok(plans)
-}
-
-/// The placement recorded in a live workload's status, if any.
-fn status_placement(w: &crate::api::MultiCloudWorkload) -> Option<Replicas> {
-    let rows = &w.status.as_ref()?.clusters;
-    if rows.is_empty() {
-        return None;
-    }
-    Some(
-        rows.iter()
-            .filter(|r| r.desired > 0)
-            .map(|r| (r.name.clone(), r.desired as u32))
-            .collect(),
-    )
 }
 
 /// True when every workload's placement is fully satisfied.

@@ -16,6 +16,47 @@ use crate::placement::{ClusterSnapshot, Rebalance};
 
 pub const FAILBACK_ANNOTATION: &str = "bascule.dev/failback-requested";
 
+/// Why the rebalance mode is what it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Nothing decided yet (no `status.observedGeneration`).
+    FirstPlacement,
+    /// A new generation of the spec.
+    SpecChanged,
+    /// The failback annotation carries a value not handled yet.
+    FailbackRequested,
+    /// Failback `Manual`, and no new request.
+    FailbackManual,
+    /// Failback `Automatic`: every cluster kept its health for the stabilization window.
+    ClustersStable,
+    /// Failback `Automatic`: some cluster changed health within the window.
+    Stabilizing,
+    /// The caller chose the mode (`bascule plan`'s what-ifs).
+    Requested,
+}
+
+impl Why {
+    /// A decision made for this reason places as the user asked, never as a failover or
+    /// failback: the first placement, or a new spec.
+    pub fn is_users_change(self) -> bool {
+        matches!(self, Why::FirstPlacement | Why::SpecChanged)
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Why::FirstPlacement => "first placement",
+            Why::SpecChanged => "spec changed",
+            Why::FailbackRequested => "failback requested",
+            Why::FailbackManual => "failback is manual",
+            Why::ClustersStable => "clusters stable",
+            Why::Stabilizing => "stabilizing",
+            Why::Requested => "as requested",
+        })
+    }
+}
+
 /// What the controller knows when it decides.
 pub struct Inputs<'a> {
     pub spec: &'a MultiCloudWorkloadSpec,
@@ -30,19 +71,19 @@ pub struct Inputs<'a> {
 }
 
 /// The rebalance mode and why.
-pub fn mode(i: &Inputs) -> (Rebalance, &'static str) {
+pub fn mode(i: &Inputs) -> (Rebalance, Why) {
     if i.decided_generation.is_none() {
-        return (Rebalance::ToPreferred, "first placement");
+        return (Rebalance::ToPreferred, Why::FirstPlacement);
     }
     if i.generation != i.decided_generation {
-        return (Rebalance::ToPreferred, "spec changed");
+        return (Rebalance::ToPreferred, Why::SpecChanged);
     }
     match i.spec.failover.failback.mode {
         FailbackMode::Manual => match i.failback_requested {
             Some(v) if Some(v) != i.failback_handled => {
-                (Rebalance::ToPreferred, "failback requested")
+                (Rebalance::ToPreferred, Why::FailbackRequested)
             }
-            _ => (Rebalance::Sticky, "failback is manual"),
+            _ => (Rebalance::Sticky, Why::FailbackManual),
         },
         FailbackMode::Automatic => {
             let window = SignedDuration::from_secs(i64::from(
@@ -53,9 +94,9 @@ pub fn mode(i: &Inputs) -> (Rebalance, &'static str) {
                     && c.health_since.is_none_or(|since| since + window <= i.now)
             });
             if stable {
-                (Rebalance::ToPreferred, "clusters stable")
+                (Rebalance::ToPreferred, Why::ClustersStable)
             } else {
-                (Rebalance::Sticky, "stabilizing")
+                (Rebalance::Sticky, Why::Stabilizing)
             }
         }
     }
@@ -108,7 +149,7 @@ mod tests {
         let clusters = [cluster(ClusterHealth::Recovering, 0)];
         let mut i = inputs(&s, &clusters, 10);
         i.generation = Some(3);
-        assert_eq!(mode(&i), (Rebalance::ToPreferred, "spec changed"));
+        assert_eq!(mode(&i), (Rebalance::ToPreferred, Why::SpecChanged));
         i.decided_generation = None;
         assert_eq!(mode(&i).0, Rebalance::ToPreferred);
     }
@@ -140,9 +181,9 @@ mod tests {
         let s = spec("Manual");
         let clusters = [cluster(ClusterHealth::Healthy, -1000)];
         let mut i = inputs(&s, &clusters, 0);
-        assert_eq!(mode(&i), (Rebalance::Sticky, "failback is manual"));
+        assert_eq!(mode(&i), (Rebalance::Sticky, Why::FailbackManual));
         i.failback_requested = Some("1");
-        assert_eq!(mode(&i), (Rebalance::ToPreferred, "failback requested"));
+        assert_eq!(mode(&i), (Rebalance::ToPreferred, Why::FailbackRequested));
         i.failback_handled = Some("1");
         assert_eq!(mode(&i).0, Rebalance::Sticky, "already handled");
     }

@@ -9,6 +9,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::rebalance::Why;
 use crate::api::workload::{FailoverRecord, MoveBudget};
 use crate::placement::{Decision, Rebalance, Replicas};
 
@@ -35,9 +36,9 @@ pub fn classify(
     current: &Replicas,
     decision: &Decision,
     rebalance: Rebalance,
-    why: &str,
+    why: Why,
 ) -> Option<Move> {
-    if current.is_empty() || matches!(why, "first placement" | "spec changed") {
+    if current.is_empty() || why.is_users_change() {
         return None;
     }
     let now = |n: &str| decision.placement.get(n).copied().unwrap_or(0);
@@ -221,18 +222,18 @@ mod tests {
     fn a_sticky_relocation_is_a_failover_and_a_spec_change_is_no_move() {
         let current = replicas(&[("eks", 10)]);
         let d = decision(replicas(&[("gke", 10)]));
-        let m = classify(&current, &d, Rebalance::Sticky, "stabilizing").unwrap();
+        let m = classify(&current, &d, Rebalance::Sticky, Why::Stabilizing).unwrap();
         assert_eq!(
             (m.kind, m.from.clone(), m.to.clone()),
             (MoveKind::Failover, vec!["eks".into()], vec!["gke".into()])
         );
         assert_eq!(m.reason, "eks: unhealthy");
         assert_eq!(
-            classify(&current, &d, Rebalance::ToPreferred, "spec changed"),
+            classify(&current, &d, Rebalance::ToPreferred, Why::SpecChanged),
             None
         );
         assert_eq!(
-            classify(&Replicas::new(), &d, Rebalance::Sticky, "x"),
+            classify(&Replicas::new(), &d, Rebalance::Sticky, Why::Stabilizing),
             None,
             "first placement"
         );
@@ -241,7 +242,10 @@ mod tests {
             placement: replicas(&[("eks", 5)]),
             ..d
         };
-        assert_eq!(classify(&current, &d, Rebalance::Sticky, "x"), None);
+        assert_eq!(
+            classify(&current, &d, Rebalance::Sticky, Why::Stabilizing),
+            None
+        );
         let back = Decision {
             placement: replicas(&[("eks", 10)]),
             ..d
@@ -250,7 +254,7 @@ mod tests {
             &replicas(&[("gke", 10)]),
             &back,
             Rebalance::ToPreferred,
-            "clusters stable",
+            Why::ClustersStable,
         )
         .unwrap();
         assert_eq!(m.kind, MoveKind::Failback);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::conditions::{Desired, merge};
+use crate::api::conditions::{Desired, merge};
 use crate::api::workload::{
     ApplicationFailure, ClusterDecisionStatus, ClusterPlacementState, ClusterPlacementStatus,
     DecisionStatus, MultiCloudWorkloadStatus, ReplicaCounts,

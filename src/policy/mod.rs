@@ -1,0 +1,14 @@
+//! The policy layer, between the placement engine and the controller: pure, no I/O. It turns a
+//! workload, its status and what the members report into what the controller carries out and
+//! writes.
+//!
+//! - [`request`]: the engine's request for a workload (placement in force, rebalance mode,
+//!   application failures), one place for the controller and `bascule plan`.
+//! - [`rebalance`]: when a decision may move replicas between healthy clusters, and why.
+//! - [`moves`]: which decisions are failovers or failbacks, the move budget, the move record.
+//! - [`status`]: the status a workload shows.
+
+pub mod moves;
+pub mod rebalance;
+pub mod request;
+pub mod status;
