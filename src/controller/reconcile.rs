@@ -23,9 +23,11 @@ use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::members::MemberPool;
 use crate::placement::migrate::{self, Fleet, Running};
 use crate::placement::{ClusterSnapshot, Rebalance};
+use crate::policy::intent::{self, Settled};
 use crate::policy::moves as failover;
+use crate::policy::moves::MoveKind;
 use crate::policy::rebalance::Why;
-use crate::policy::request::{self, Decided};
+use crate::policy::request;
 use crate::policy::status::{self, Observations, Problem};
 use crate::sync::apply::{self, FIELD_MANAGER, MemberCache, Report, SyncError, Target};
 use crate::sync::observe::Observer;
@@ -216,47 +218,21 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
     let uid = w.uid().unwrap_or_default();
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
     let snapshots = ctx.pool.snapshots();
-    let Decided {
-        decision,
-        rebalance,
-        why,
-    } = request::decision_for(w, &snapshots, now);
     let previous = w.status.clone().unwrap_or_default();
-    let current = request::placement_in_force(&previous);
-
-    // A move (failover, failback) must fit the workload's budget and the operator-wide pace.
-    let budget = &w.spec.failover.budget;
-    let mut recent_moves = failover::recent(budget, &previous.recent_moves, now);
-    let mut last_failover = previous.last_failover.clone();
+    let mut intent = intent::admit(w, request::decision_for(w, &snapshots, now), now);
+    if intent.starting.is_some()
+        && let Err(not_until) = ctx.failover_starts.check()
+    {
+        // Others are starting theirs (the operator-wide pace): come back in a moment, nothing
+        // written.
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Ok(Action::requeue(wait.max(Duration::from_millis(50))));
+    }
+    let decision = &intent.decision;
+    // What applying it meets (added to the intent's own problems once it is carried out).
     let mut problems = Vec::new();
-    let mut budget_until = None;
-    let mut started = None;
-    let decision = match failover::classify(&current, &decision, rebalance, why) {
-        None => decision,
-        Some(m) => match failover::admit(budget, &previous.recent_moves, now) {
-            failover::Admission::Refused { message, until } => {
-                budget_until = Some(until);
-                problems.push(Problem {
-                    reason: "MoveBudgetExhausted",
-                    message: message.clone(),
-                });
-                failover::held(decision, &current, &message, "refused: budget spent")
-            }
-            failover::Admission::Start(moves) => {
-                if let Err(not_until) = ctx.failover_starts.check() {
-                    // Others are starting theirs: come back in a moment, nothing written.
-                    let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                        &governor::clock::DefaultClock::default(),
-                    ));
-                    return Ok(Action::requeue(wait.max(Duration::from_millis(50))));
-                }
-                recent_moves = moves;
-                last_failover = Some(failover::started(&m, now));
-                started = Some(m);
-                decision
-            }
-        },
-    };
 
     // Every cluster the workload is, was or will be in, and what it runs there.
     let mut names: BTreeSet<String> = decision.placement.keys().cloned().collect();
@@ -373,54 +349,20 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         placed_kinds.extend(kinds);
     }
 
-    // A move starts once its targets have taken the new replicas. A target that refuses them
-    // is often down too, not yet detected (every member lost a few seconds apart): recording
-    // the move then would carry it out on that member's return, against what it runs.
-    let refused: Vec<&str> = started.as_ref().map_or(Vec::new(), |m| {
-        m.to.iter()
-            .filter_map(|t| failed.get(t).map(String::as_str))
-            .collect()
-    });
-    let decision = match started.take() {
-        Some(m) if !refused.is_empty() => {
-            let message = format!(
-                "{} to {} postponed: {}",
-                if m.kind == failover::MoveKind::Failover {
-                    "failover"
-                } else {
-                    "failback"
-                },
-                m.to.join(", "),
-                refused.join("; ")
-            );
-            tracing::warn!(workload = %format!("{namespace}/{}", w.name_any()), %message);
-            recent_moves = failover::recent(budget, &previous.recent_moves, now);
-            last_failover = previous.last_failover.clone();
-            problems.push(Problem {
-                reason: "MovePostponed",
-                message: message.clone(),
-            });
-            failover::held(
-                decision,
-                &current,
-                &message,
-                "postponed: its target did not take the replicas",
-            )
-        }
-        Some(m) => {
-            tracing::info!(
-                workload = %format!("{namespace}/{}", w.name_any()),
-                from = ?m.from, to = ?m.to, reason = %m.reason,
-                "move started"
-            );
+    intent.problems.extend(problems);
+    let (intent, settled) = intent::settle(w, intent, &failed, now);
+    let workload = format!("{namespace}/{}", w.name_any());
+    match &settled {
+        Settled::Postponed(message) => tracing::warn!(%workload, %message),
+        Settled::Started(m) => {
+            tracing::info!(%workload, from = ?m.from, to = ?m.to, reason = %m.reason, "move started");
             ctx.metrics.move_started(match m.kind {
-                failover::MoveKind::Failover => "failover",
-                failover::MoveKind::Failback => "failback",
+                MoveKind::Failover => "failover",
+                MoveKind::Failback => "failback",
             });
-            decision
         }
-        None => decision,
-    };
+        Settled::NoMove => {}
+    }
 
     let observations: Observations = names
         .iter()
@@ -442,30 +384,21 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         .iter()
         .filter_map(|s| s.provider.map(|p| (s.name.clone(), p)))
         .collect();
-    let mut status = status::build(w, &decision, &providers, &observations, &problems, now);
-    status.kinds = placed_kinds.into_iter().collect();
-    // A failback request (either mode) also lifts the memory of where the workload failed.
-    if let Some(request) = request::fresh_failback_request(w, &previous) {
-        status.handled_failback_request = Some(request.clone());
-        status.application_failures.clear();
-    }
-    // A move is complete once the target is available and nothing is held back any more.
-    let arrived = step.held.is_empty()
-        && status
-            .replicas
-            .as_ref()
-            .is_some_and(|r| r.available >= r.desired);
-    status.last_failover = match last_failover {
-        Some(r) if r.completed_at.is_none() && arrived => Some(failover::completed(&r, now)),
-        other => other,
-    };
-    status.recent_moves = recent_moves;
+    let status = status::of_intent(
+        w,
+        &intent,
+        &providers,
+        &observations,
+        placed_kinds.into_iter().collect(),
+        !step.held.is_empty(),
+        now,
+    );
 
     if Some(&status) != w.status.as_ref() {
         // Events first: they are derived from the change of status, so a process killed
         // between the two would otherwise leave the story without its start (FailoverStarted)
         // for good. This way a kill at worst tells it twice.
-        publish_events(w, &previous, &status, why, ctx).await;
+        publish_events(w, &previous, &status, intent.why, ctx).await;
         write_status(w, &namespace, &status, ctx).await?;
         ctx.remember_status(w, &status);
     }
@@ -474,10 +407,17 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(RETRY_AFTER));
     }
     // Time alone can change the decision: come back when it will.
+    let decision = &intent.decision;
     let failback_waiting =
-        rebalance == Rebalance::Sticky && decision.preferred != decision.summary();
-    if let Some(after) = next_deadline(w, &snapshots, &status, failback_waiting, budget_until, now)
-    {
+        intent.rebalance == Rebalance::Sticky && decision.preferred != decision.summary();
+    if let Some(after) = next_deadline(
+        w,
+        &snapshots,
+        &status,
+        failback_waiting,
+        intent.budget_until,
+        now,
+    ) {
         return Ok(Action::requeue(after));
     }
     Ok(Action::await_change())

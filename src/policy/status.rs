@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::intent::Intent;
+use super::moves;
+use super::request::fresh_failback_request;
 use crate::api::conditions::{Desired, merge};
 use crate::api::workload::{
     ApplicationFailure, ClusterDecisionStatus, ClusterPlacementState, ClusterPlacementStatus,
@@ -29,8 +32,50 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Builds the status for `workload` after `decision`, given the members' observations and the
-/// problems met while applying it.
+/// The whole status of `workload` after a reconcile carried out `intent`: rows, totals and
+/// conditions from the decision and what the members report, the kinds placed, the move record
+/// (completed once the target is available and nothing is held back), the failback request
+/// handled.
+pub fn of_intent(
+    workload: &MultiCloudWorkload,
+    intent: &Intent,
+    providers: &BTreeMap<String, Provider>,
+    observed: &Observations,
+    kinds: Vec<String>,
+    held_back: bool,
+    now: Timestamp,
+) -> MultiCloudWorkloadStatus {
+    let mut status = build(
+        workload,
+        &intent.decision,
+        providers,
+        observed,
+        &intent.problems,
+        now,
+    );
+    status.kinds = kinds;
+    let previous = workload.status.clone().unwrap_or_default();
+    // A failback request (either mode) also lifts the memory of where the workload failed.
+    if let Some(request) = fresh_failback_request(workload, &previous) {
+        status.handled_failback_request = Some(request.clone());
+        status.application_failures.clear();
+    }
+    let arrived = !held_back
+        && status
+            .replicas
+            .as_ref()
+            .is_some_and(|r| r.available >= r.desired);
+    status.last_failover = match intent.last_failover.clone() {
+        Some(r) if r.completed_at.is_none() && arrived => Some(moves::completed(&r, now)),
+        other => other,
+    };
+    status.recent_moves = intent.recent_moves.clone();
+    status
+}
+
+/// The rows, totals and conditions for `workload` after `decision`, given the members'
+/// observations and the problems met while applying it; the rest is kept from the previous
+/// status ([`of_intent`] sets it).
 pub fn build(
     workload: &MultiCloudWorkload,
     decision: &Decision,
