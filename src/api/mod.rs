@@ -2,6 +2,19 @@
 
 pub mod common;
 pub mod conditions;
+
+/// The field manager of everything Bascule writes: member objects (server-side apply), the
+/// workloads' and MemberClusters' status on the hub.
+pub const FIELD_MANAGER: &str = "bascule";
+
+/// Labels on every object Bascule places; together they say which workload owns it.
+pub mod labels {
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const MANAGED_BY_VALUE: &str = "bascule";
+    pub const WORKLOAD_NAMESPACE: &str = "bascule.dev/workload-namespace";
+    pub const WORKLOAD_NAME: &str = "bascule.dev/workload-name";
+    pub const WORKLOAD_UID: &str = "bascule.dev/workload-uid";
+}
 pub mod manifest;
 pub mod member_cluster;
 pub mod validation;

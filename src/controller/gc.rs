@@ -14,8 +14,8 @@ use kube::{Error as KubeError, ResourceExt};
 
 use super::reconcile::{Context, Guarded};
 use crate::api::MultiCloudWorkload;
+use crate::api::labels;
 use crate::sync::apply::type_key;
-use crate::sync::render::labels;
 
 /// Kinds always looked at, beside those of the workloads that exist.
 const COMMON_KINDS: [&str; 6] = [

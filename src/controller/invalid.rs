@@ -21,9 +21,9 @@ use serde_json::{Value, json};
 
 use super::events::Kind;
 use super::reconcile::{Context, Error, FINALIZER, remove_everywhere};
+use crate::api::FIELD_MANAGER;
 use crate::api::MultiCloudWorkload;
 use crate::api::conditions::{Desired, merge};
-use crate::sync::apply::FIELD_MANAGER;
 
 /// The condition reason (Ready, Degraded and Stalled) of a workload that cannot be read.
 pub const REASON: &str = "InvalidSpec";

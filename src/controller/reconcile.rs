@@ -19,6 +19,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::events::{Events, Kind};
+use crate::api::FIELD_MANAGER;
 use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::members::MemberPool;
 use crate::placement::migrate::{self, Fleet, Running};
@@ -29,7 +30,7 @@ use crate::policy::moves::MoveKind;
 use crate::policy::rebalance::Why;
 use crate::policy::request;
 use crate::policy::status::{self, Observations, Problem};
-use crate::sync::apply::{self, FIELD_MANAGER, MemberCache, Report, SyncError, Target};
+use crate::sync::apply::{self, MemberCache, Report, SyncError, Target};
 use crate::sync::observe::Observer;
 use crate::sync::render;
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::api::{MemberCluster, MemberClusterStatus};
 
 /// The field manager of every status write.
-pub const FIELD_MANAGER: &str = "bascule";
+use crate::api::FIELD_MANAGER;
 /// Deadline of one write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Retry delays after a failed write: doubling from the first to the last.

@@ -780,17 +780,7 @@ fn placement_vec(cands: &[Candidate], placement: &Replicas) -> Vec<u64> {
 }
 
 fn render(cands: &[Candidate], counts: &[u64]) -> String {
-    let parts: Vec<String> = cands
-        .iter()
-        .zip(counts)
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| format!("{}={n}", c.name))
-        .collect();
-    if parts.is_empty() {
-        "nothing".to_string()
-    } else {
-        parts.join(",")
-    }
+    super::input::summary(cands.iter().zip(counts).map(|(c, &n)| (c.name, n)))
 }
 
 fn explain(

@@ -28,14 +28,7 @@ impl Decision {
 
     /// `eks-use1=7,gke-euw1=3`, or `nothing`.
     pub fn summary(&self) -> String {
-        if self.placement.is_empty() {
-            return "nothing".to_string();
-        }
-        self.placement
-            .iter()
-            .map(|(n, r)| format!("{n}={r}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        super::input::summary(self.placement.iter().map(|(n, &r)| (n, u64::from(r))))
     }
 }
 

@@ -9,6 +9,23 @@ use crate::api::{ClusterHealth, MemberCluster, MultiCloudWorkloadSpec, Provider,
 /// Replicas per cluster name.
 pub type Replicas = BTreeMap<String, u32>;
 
+/// `eks-use1=7,gke-euw1=3` (clusters without replicas left out), or `nothing`: how a placement
+/// is written in status, Events, explanations and `bascule plan`.
+pub fn summary<'a, N: std::fmt::Display + 'a>(
+    replicas: impl IntoIterator<Item = (N, u64)>,
+) -> String {
+    let parts: Vec<String> = replicas
+        .into_iter()
+        .filter(|(_, r)| *r > 0)
+        .map(|(n, r)| format!("{n}={r}"))
+        .collect();
+    if parts.is_empty() {
+        "nothing".to_string()
+    } else {
+        parts.join(",")
+    }
+}
+
 /// A member cluster as the engine sees it at one instant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterSnapshot {

@@ -209,13 +209,7 @@ pub fn render_table(plans: &[WorkloadPlan]) -> String {
 }
 
 fn summary(r: &Replicas) -> String {
-    if r.is_empty() {
-        return "nothing".to_string();
-    }
-    r.iter()
-        .map(|(n, v)| format!("{n}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    crate::placement::input::summary(r.iter().map(|(n, &v)| (n, u64::from(v))))
 }
 
 #[cfg(test)]

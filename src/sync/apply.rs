@@ -19,10 +19,9 @@ use kube::{Client, Error as KubeError};
 use serde_json::Value;
 
 use super::diff::{self, Action, Existing, ObjectKey};
-use super::render::labels;
+use crate::api::labels;
 
-/// The field manager of every write Bascule makes.
-pub const FIELD_MANAGER: &str = "bascule";
+use crate::api::FIELD_MANAGER;
 /// The hash of what was rendered for an object, to skip applies that would change nothing.
 pub const RENDERED_HASH: &str = "bascule.dev/rendered-hash";
 

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::render::labels;
+use crate::api::labels;
 
 /// What one member reports for a workload's Deployment/StatefulSet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,14 +10,7 @@ use crate::api::workload::Override;
 use crate::placement::ClusterSnapshot;
 use crate::placement::eligibility::matches;
 
-/// Labels on every object Bascule places; together they say which workload owns it.
-pub mod labels {
-    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-    pub const MANAGED_BY_VALUE: &str = "bascule";
-    pub const WORKLOAD_NAMESPACE: &str = "bascule.dev/workload-namespace";
-    pub const WORKLOAD_NAME: &str = "bascule.dev/workload-name";
-    pub const WORKLOAD_UID: &str = "bascule.dev/workload-uid";
-}
+use crate::api::labels;
 
 /// Why a template cannot be rendered for a cluster.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
