@@ -24,9 +24,10 @@ use super::reconcile::{Context, Error, FINALIZER, remove_everywhere};
 use crate::api::FIELD_MANAGER;
 use crate::api::MultiCloudWorkload;
 use crate::api::conditions::{Desired, merge};
+use crate::policy::reasons::ProblemReason;
 
 /// The condition reason (Ready, Degraded and Stalled) of a workload that cannot be read.
-pub const REASON: &str = "InvalidSpec";
+pub const REASON: &str = ProblemReason::InvalidSpec.as_str();
 
 /// Reports the object's bad field in its status (once per generation), or finishes its deletion.
 pub async fn reconcile(object: &InvalidObject, ctx: &Context) -> Result<Action, Error> {

@@ -5,6 +5,7 @@
 //! - [`triggers`]: which workloads a member change affects; member watches; orphan collection.
 //! - [`events`]: Events on the hub.
 //! - [`leader`]: leader election on a Lease.
+//! - [`retry`]: per-workload exponential retry backoff.
 //! - [`gc`]: objects of deleted workloads removed from a member when it returns.
 //! - [`invalid`]: workloads the typed client cannot read (reported, left in place, deletable).
 //!
@@ -15,5 +16,6 @@ pub mod gc;
 pub mod invalid;
 pub mod leader;
 pub mod reconcile;
+pub mod retry;
 pub mod run;
 pub mod triggers;

@@ -19,6 +19,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::events::{Events, Kind};
+use super::retry::Backoff;
 use crate::api::FIELD_MANAGER;
 use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::members::MemberPool;
@@ -27,6 +28,7 @@ use crate::placement::{ClusterSnapshot, Rebalance};
 use crate::policy::intent::{self, Settled};
 use crate::policy::moves as failover;
 use crate::policy::moves::MoveKind;
+use crate::policy::reasons::ProblemReason;
 use crate::policy::rebalance::Why;
 use crate::policy::request;
 use crate::policy::status::{self, Observations, Problem};
@@ -64,6 +66,8 @@ pub struct Context {
     /// that version and an older status; deciding from it again would tell the same move twice.
     pub written:
         std::sync::Mutex<std::collections::HashMap<String, (String, MultiCloudWorkloadStatus)>>,
+    /// Failures in a row per workload, for the retry delay.
+    pub backoff: Backoff,
 }
 
 impl Context {
@@ -71,7 +75,7 @@ impl Context {
     /// (once it has, the entry is dropped: the store is the truth again).
     fn with_own_status(&self, w: &MultiCloudWorkload) -> Option<MultiCloudWorkload> {
         let uid = w.metadata.uid.as_deref()?;
-        let mut written = self.written.lock().expect("not poisoned");
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         let (seen, status) = written.get(uid)?;
         if w.metadata.resource_version.as_ref() != Some(seen) {
             written.remove(uid);
@@ -86,19 +90,22 @@ impl Context {
         if let (Some(uid), Some(rv)) = (&w.metadata.uid, &w.metadata.resource_version) {
             self.written
                 .lock()
-                .expect("not poisoned")
+                .unwrap_or_else(|p| p.into_inner())
                 .insert(uid.clone(), (rv.clone(), status.clone()));
         }
     }
 
     fn forget_status(&self, w: &MultiCloudWorkload) {
         if let Some(uid) = &w.metadata.uid {
-            self.written.lock().expect("not poisoned").remove(uid);
+            self.written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(uid);
         }
     }
 }
 
-/// Why a reconcile failed; it is retried with backoff.
+/// Why a reconcile failed; it is retried with a per-workload exponential backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the MultiCloudWorkload has no namespace")]
@@ -149,6 +156,9 @@ pub async fn reconcile(w: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Err
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(panic.as_ref()))));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&backoff_key(&w));
+    }
     let label = match &result {
         Ok(_) => "ok",
         Err(e) => e.category(),
@@ -187,16 +197,23 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-/// Retry after a failed reconcile: short, since members come and go; a panic is a bug that a
-/// retry will meet again, so that workload waits longer.
-pub fn error_policy(w: Arc<Guarded>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Retry after a failed reconcile: 5 s after a first failure (members come and go), doubling
+/// with each failure in a row up to 5 minutes; a panic is a bug that a retry will meet again,
+/// so that workload waits the longest.
+pub fn error_policy(w: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
     let workload = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
     if let Error::Panicked(_) = error {
         tracing::error!(%workload, %error, "reconcile panicked; this workload is retried in 5 minutes, the others are not affected");
         return Action::requeue(PANIC_RETRY);
     }
-    tracing::warn!(%workload, category = error.category(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    let wait = ctx.backoff.failed(&backoff_key(&w));
+    tracing::warn!(%workload, category = error.category(), %error, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// A workload's key in the backoff: its uid (a re-created workload starts afresh).
+fn backoff_key(w: &Guarded) -> String {
+    w.uid().unwrap_or_else(|| w.name_any())
 }
 
 /// `apiVersion/kind` of every manifest in the workload's template.
@@ -272,7 +289,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
                 Ok(objects) => objects,
                 Err(e) => {
                     problems.push(Problem {
-                        reason: "RenderFailed",
+                        reason: ProblemReason::RenderFailed,
                         message: format!("{cluster}: {e}"),
                     });
                     continue;
@@ -339,7 +356,7 @@ async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Action, Error> {
                 let message = format!("{cluster}: no answer within {}s", MEMBER_DEADLINE.as_secs());
                 failed.insert(cluster, message.clone());
                 problems.push(Problem {
-                    reason: "MemberTimeout",
+                    reason: ProblemReason::MemberTimeout,
                     message,
                 });
             }
@@ -473,7 +490,7 @@ fn observed(ctx: &Context, cluster: &str, uid: &str, r: Running) -> status::Obse
 fn note_conflicts(cluster: &str, report: &Report, problems: &mut Vec<Problem>) {
     for (key, owner) in &report.conflicts {
         problems.push(Problem {
-            reason: "OwnershipConflict",
+            reason: ProblemReason::OwnershipConflict,
             message: format!(
                 "{cluster}: {} {}/{} already exists, held by {owner}; left untouched",
                 key.kind, key.namespace, key.name
@@ -482,11 +499,11 @@ fn note_conflicts(cluster: &str, report: &Report, problems: &mut Vec<Problem>) {
     }
 }
 
-fn sync_reason(e: &SyncError) -> &'static str {
+fn sync_reason(e: &SyncError) -> ProblemReason {
     match e.category() {
-        "InvalidTemplate" => "InvalidTemplate",
-        "Forbidden" => "Forbidden",
-        _ => "SyncFailed",
+        "InvalidTemplate" => ProblemReason::InvalidTemplate,
+        "Forbidden" => ProblemReason::Forbidden,
+        _ => ProblemReason::SyncFailed,
     }
 }
 

@@ -137,6 +137,7 @@ pub async fn run(
         )),
         metrics: metrics.clone(),
         written: Default::default(),
+        backoff: Default::default(),
     });
 
     let controller = Controller::new(workloads, watcher::Config::default().any_semantic())

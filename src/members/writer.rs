@@ -11,10 +11,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource};
 use tokio::sync::watch;
 
-use crate::api::{MemberCluster, MemberClusterStatus};
+use crate::api::{FIELD_MANAGER, MemberCluster, MemberClusterStatus};
 
-/// The field manager of every status write.
-use crate::api::FIELD_MANAGER;
 /// Deadline of one write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Retry delays after a failed write: doubling from the first to the last.

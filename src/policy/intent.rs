@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::moves::{self, Admission, Move, MoveKind};
+use super::reasons::ProblemReason;
 use super::rebalance::Why;
 use super::request::{Decided, placement_in_force};
 use super::status::Problem;
@@ -65,7 +66,7 @@ pub fn admit(w: &MultiCloudWorkload, decided: Decided, now: Timestamp) -> Intent
             intent.decision =
                 moves::held(intent.decision, &current, &message, "refused: budget spent");
             intent.problems.push(Problem {
-                reason: "MoveBudgetExhausted",
+                reason: ProblemReason::MoveBudgetExhausted,
                 message,
             });
         }
@@ -130,7 +131,7 @@ pub fn settle(
         "postponed: its target did not take the replicas",
     );
     intent.problems.push(Problem {
-        reason: "MovePostponed",
+        reason: ProblemReason::MovePostponed,
         message: message.clone(),
     });
     (intent, Settled::Postponed(message))
@@ -220,7 +221,7 @@ mod tests {
         let i = intent(&w, ClusterHealth::Unhealthy);
         assert!(i.starting.is_none());
         assert_eq!(i.decision.summary(), "eks=4", "held where it was");
-        assert_eq!(i.problems[0].reason, "MoveBudgetExhausted");
+        assert_eq!(i.problems[0].reason, ProblemReason::MoveBudgetExhausted);
         assert_eq!(i.budget_until, Some(at(-200 + 3600)));
         assert_eq!(i.recent_moves.len(), 2, "nothing recorded");
     }
@@ -256,7 +257,10 @@ mod tests {
         );
         assert_eq!(i.recent_moves.len(), 1, "the move is not counted");
         assert_eq!(i.last_failover, None, "nor recorded");
-        assert_eq!(i.problems.last().map(|p| p.reason), Some("MovePostponed"));
+        assert_eq!(
+            i.problems.last().map(|p| p.reason),
+            Some(ProblemReason::MovePostponed)
+        );
         assert!(i.starting.is_none());
     }
 

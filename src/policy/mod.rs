@@ -6,12 +6,15 @@
 //!   application failures), one place for the controller and `bascule plan`.
 //! - [`intent`]: what a reconcile sets out to do: admission of a move before any apply, its
 //!   settlement (started or postponed) from the apply's results.
+//! - [`reasons`]: every problem reason a workload's conditions carry, and what it means to
+//!   kstatus and the GitOps health checks.
 //! - [`rebalance`]: when a decision may move replicas between healthy clusters, and why.
 //! - [`moves`]: which decisions are failovers or failbacks, the move budget, the move record.
 //! - [`status`]: the status a workload shows.
 
 pub mod intent;
 pub mod moves;
+pub mod reasons;
 pub mod rebalance;
 pub mod request;
 pub mod status;

@@ -8,6 +8,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::intent::Intent;
 use super::moves;
+use super::reasons::ProblemReason;
 use super::request::fresh_failback_request;
 use crate::api::conditions::{Desired, merge};
 use crate::api::workload::{
@@ -27,7 +28,7 @@ pub type Observations = BTreeMap<String, Option<Observed>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// A CamelCase condition reason, e.g. `OwnershipConflict`.
-    pub reason: &'static str,
+    pub reason: ProblemReason,
     /// A sentence that names the cluster and the object.
     pub message: String,
 }
@@ -169,7 +170,7 @@ pub fn build(
     let degraded =
         decision.outcome == Outcome::Degraded || !unreachable.is_empty() || !problems.is_empty();
     let degraded_reason = match problems.first() {
-        Some(p) => p.reason,
+        Some(p) => p.reason.as_str(),
         None if degraded => "ConstraintsNotMet",
         None => "AsSpecified",
     };
@@ -294,15 +295,6 @@ fn application_failures(
     out
 }
 
-/// Problems no retry of the operator's can solve: a person must change the spec, the members or
-/// the objects in the way.
-const STALLING: [&str; 4] = [
-    "OwnershipConflict",
-    "InvalidTemplate",
-    "RenderFailed",
-    "Forbidden",
-];
-
 /// kstatus `Stalled`: nothing can be placed anywhere, or a problem needs a person.
 fn stalled(decision: &Decision, problems: &[Problem], degraded_message: &str) -> Desired {
     if decision.outcome == Outcome::Unschedulable {
@@ -313,8 +305,8 @@ fn stalled(decision: &Decision, problems: &[Problem], degraded_message: &str) ->
             first_note(decision, "no cluster may receive replicas"),
         );
     }
-    match problems.iter().find(|p| STALLING.contains(&p.reason)) {
-        Some(p) => Desired::new("Stalled", true, p.reason, degraded_message),
+    match problems.iter().find(|p| p.reason.stalls()) {
+        Some(p) => Desired::new("Stalled", true, p.reason.as_str(), degraded_message),
         None => Desired::new("Stalled", false, "MakingProgress", ""),
     }
 }
@@ -528,7 +520,7 @@ mod tests {
         let w = workload();
         let d = decision(&w, &clusters());
         let problems = [Problem {
-            reason: "OwnershipConflict",
+            reason: ProblemReason::OwnershipConflict,
             message: "gke-euw1: Service shop/web is owned by another owner (no Bascule labels); left untouched".into(),
         }];
         let s = built(
@@ -552,7 +544,7 @@ mod tests {
         );
         // A member that times out is retried: degraded, not stalled.
         let retried = [Problem {
-            reason: "MemberTimeout",
+            reason: ProblemReason::MemberTimeout,
             message: "gke-euw1: no answer within 15s".into(),
         }];
         let s = built(

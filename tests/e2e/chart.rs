@@ -34,6 +34,7 @@ use kube::{Client, ResourceExt};
 use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
+use crate::ensure;
 use crate::support::operator::{Operator, OperatorOptions, secret_kubeconfig};
 use crate::support::{Harness, TestResult, Topology, repo_root, trial, unique_name, wait};
 
@@ -48,17 +49,6 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
         ),
     ]
 }
-
-/// `Err(format!(..))` unless `cond`.
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+).into());
-        }
-    };
-}
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 // ---------------------------------------------------------------------------------------------
 // Tools shared with gitops.rs.
@@ -76,7 +66,7 @@ impl Tools {
     /// kubectl and helm: their override variables (docs/e2e.md), else the e2e cache, built by
     /// `e2e/build` when missing (helm is not needed to start the clusters, so a fresh machine
     /// builds it here: about 4 minutes, once).
-    pub fn new(h: &Harness) -> Result<Tools, Error> {
+    pub fn new(h: &Harness) -> TestResult<Tools> {
         let dir = h.dir().join("tools-state");
         std::fs::create_dir_all(&dir)?;
         Ok(Tools {
@@ -87,7 +77,7 @@ impl Tools {
     }
 
     /// `kubectl --kubeconfig KUBECONFIG ARGS...`; its output, or an error with stdout and stderr.
-    pub async fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Result<String, Error> {
+    pub async fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> TestResult<String> {
         let mut cmd = tokio::process::Command::new(&self.kubectl);
         cmd.arg("--kubeconfig")
             .arg(kubeconfig)
@@ -110,7 +100,7 @@ impl Tools {
     }
 
     /// `helm ARGS...` (run from the repository root); its output, or an error.
-    pub async fn helm(&self, args: &[&str]) -> Result<String, Error> {
+    pub async fn helm(&self, args: &[&str]) -> TestResult<String> {
         run(
             self.helm_command(args),
             &format!("helm {}", args.join(" ")),
@@ -120,7 +110,7 @@ impl Tools {
     }
 
     /// `helm ARGS...` whose failure is the expected outcome.
-    pub async fn helm_output(&self, args: &[&str]) -> Result<Output, Error> {
+    pub async fn helm_output(&self, args: &[&str]) -> TestResult<Output> {
         output(
             self.helm_command(args),
             &format!("helm {}", args.join(" ")),
@@ -135,7 +125,7 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A pinned binary: `$VAR` if set, else the e2e cache (`e2e/build NAME`, which builds it only
 /// when missing and prints the bin directory last).
-fn pinned(name: &str, var: &str) -> Result<PathBuf, Error> {
+fn pinned(name: &str, var: &str) -> TestResult<PathBuf> {
     if let Some(path) = std::env::var_os(var) {
         return Ok(PathBuf::from(path));
     }
@@ -161,7 +151,7 @@ pub async fn run(
     cmd: tokio::process::Command,
     what: &str,
     timeout: Duration,
-) -> Result<String, Error> {
+) -> TestResult<String> {
     let out = output(cmd, what, timeout).await?;
     if !out.status.success() {
         return Err(format!(
@@ -181,7 +171,7 @@ pub async fn output(
     mut cmd: tokio::process::Command,
     what: &str,
     timeout: Duration,
-) -> Result<Output, Error> {
+) -> TestResult<Output> {
     cmd.kill_on_drop(true);
     match tokio::time::timeout(timeout, cmd.output()).await {
         Err(_) => Err(format!("`{what}` did not finish within {timeout:?}").into()),
@@ -238,7 +228,7 @@ pub fn token_kubeconfig(server: &str, ca_data: &str, user: &str, token: &str) ->
 }
 
 /// Server URL and CA (base64) of a harness cluster.
-pub fn cluster_endpoint(h: &Harness, cluster: &str) -> Result<(String, String), Error> {
+pub fn cluster_endpoint(h: &Harness, cluster: &str) -> TestResult<(String, String)> {
     let config: Value = serde_json::from_str(&secret_kubeconfig(&h.kubeconfig(cluster))?)?;
     let c = &config["clusters"][0]["cluster"];
     match (
@@ -255,7 +245,7 @@ pub async fn service_account_token(
     client: &Client,
     namespace: &str,
     name: &str,
-) -> Result<String, Error> {
+) -> TestResult<String> {
     let request: TokenRequest = serde_json::from_value(json!({
         "spec": {"audiences": [], "expirationSeconds": 3600}
     }))?;
@@ -270,7 +260,7 @@ pub async fn service_account_token(
 }
 
 /// Parses multi-document YAML (as helm and kubectl print it) into objects, skipping empty ones.
-pub fn objects(yaml: &str) -> Result<Vec<Value>, Error> {
+pub fn objects(yaml: &str) -> TestResult<Vec<Value>> {
     Ok(serde_saphyr::from_multiple::<Value>(yaml)?
         .into_iter()
         .filter(|v| v.is_object())
@@ -388,7 +378,7 @@ async fn lint_render_and_schema(h: &'static Harness) -> TestResult {
             );
         }
     }
-    let operator_rules = |kind: &str| -> Result<BTreeSet<(String, String, Vec<String>)>, Error> {
+    let operator_rules = |kind: &str| -> TestResult<BTreeSet<(String, String, Vec<String>)>> {
         let role = find(&rendered, kind, "bascule")?;
         let mut rules = BTreeSet::new();
         for rule in role["rules"].as_array().into_iter().flatten() {
@@ -631,7 +621,7 @@ fn name(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or("?")
 }
 
-fn find<'a>(objects: &'a [Value], kind: &str, name_: &str) -> Result<&'a Value, Error> {
+fn find<'a>(objects: &'a [Value], kind: &str, name_: &str) -> TestResult<&'a Value> {
     objects
         .iter()
         .find(|o| o["kind"] == kind && name(o) == name_)
@@ -1309,7 +1299,7 @@ async fn can_i(
     resource: &str,
     namespace: Option<&str>,
     name_: Option<&str>,
-) -> Result<bool, Error> {
+) -> TestResult<bool> {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r, Some(s)),
         None => (resource, None),
@@ -1327,7 +1317,7 @@ async fn can_i(
 }
 
 /// A client from a kubeconfig file.
-pub async fn client_from(path: &Path) -> Result<Client, Error> {
+pub async fn client_from(path: &Path) -> TestResult<Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
@@ -1338,7 +1328,7 @@ pub async fn client_from(path: &Path) -> Result<Client, Error> {
 }
 
 /// Writes a file readable by its owner only (it holds a token).
-pub fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
+pub fn write_private(path: &Path, contents: &str) -> TestResult<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -1352,7 +1342,7 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
 }
 
 /// `GET path` over HTTP/1.0: the status code and the body.
-async fn http_get(addr: &str, path: &str) -> Result<(u16, String), Error> {
+async fn http_get(addr: &str, path: &str) -> TestResult<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream =
         tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
@@ -1376,7 +1366,7 @@ async fn http_get(addr: &str, path: &str) -> Result<(u16, String), Error> {
 }
 
 /// A TCP port free on 127.0.0.1 right now.
-fn free_port() -> Result<u16, Error> {
+fn free_port() -> TestResult<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

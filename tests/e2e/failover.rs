@@ -31,13 +31,12 @@ use bascule::api::workload::FailoverRecord;
 use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
+use crate::ensure;
 use crate::support::fleet::{
     EKS, Fleet, FleetOptions, GKE, Sample, available_of, condition, describe, health_of, ready_of,
     replicas_of, uid_of,
 };
 use crate::support::{Harness, Outage, TestResult, Topology, trial};
-
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const WORKLOAD: &str = "checkout";
 const REPLICAS: i32 = 10;
@@ -113,16 +112,6 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
         )
         .with_ignored_flag(true),
     ]
-}
-
-/// `Err(format!(..))` unless `cond`: assertions that let the fleet clean up and attach the
-/// operator's log.
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+).into());
-        }
-    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,7 +334,11 @@ impl Fault {
 }
 
 /// Injects a fault without blocking the runtime (the harness shells out to e2e/cluster).
-async fn inject(h: &'static Harness, member: &'static str, fault: Fault) -> Res<Outage<'static>> {
+async fn inject(
+    h: &'static Harness,
+    member: &'static str,
+    fault: Fault,
+) -> TestResult<Outage<'static>> {
     let outage = tokio::task::spawn_blocking(move || match fault {
         Fault::Stop => h.stop(member),
         Fault::Freeze => h.freeze(member),
@@ -356,7 +349,7 @@ async fn inject(h: &'static Harness, member: &'static str, fault: Fault) -> Res<
 }
 
 /// Undoes a fault (start / thaw / nodes-ready) without blocking the runtime.
-async fn end(outage: Outage<'static>) -> Res<()> {
+async fn end(outage: Outage<'static>) -> TestResult<()> {
     tokio::task::spawn_blocking(move || outage.end()).await??;
     Ok(())
 }
@@ -411,7 +404,12 @@ async fn all_available(fx: &Fleet, member: &str, when: &str) -> TestResult {
 }
 
 /// Waits until a member holds nothing of the workload `uid` (its copies removed).
-async fn wait_removed(fx: &Fleet, member: &str, uid: &str, timeout: Duration) -> Res<Duration> {
+async fn wait_removed(
+    fx: &Fleet,
+    member: &str,
+    uid: &str,
+    timeout: Duration,
+) -> TestResult<Duration> {
     let t = Instant::now();
     fx.until(
         &format!("{member}: the workload's objects removed"),
@@ -446,7 +444,7 @@ async fn check_move(
     kind: &str,
     from: &str,
     to: &str,
-) -> Res<(FailoverRecord, Vec<crate::support::fleet::Seen>)> {
+) -> TestResult<(FailoverRecord, Vec<crate::support::fleet::Seen>)> {
     let w = fx
         .wait_workload(
             WORKLOAD,
@@ -571,7 +569,7 @@ impl Figures {
 /// Scenario (a), (b) or (c): the workload runs on eks-use1; the fault hits eks-use1; 10/10
 /// must be Available on gke-euw1 (its Deployment and the workload's status). Then the fault is
 /// undone and eks-use1's stale copies must be removed.
-async fn fail_over(fx: &mut Fleet, fault: Fault) -> Res<Figures> {
+async fn fail_over(fx: &mut Fleet, fault: Fault) -> TestResult<Figures> {
     let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
     fx.create_workload(WORKLOAD, checkout(0, automatic(300)))
         .await?;

@@ -33,6 +33,7 @@ use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
 use crate::chart::{Tools, and_cleanup, catch_panic, objects, output, run, text};
+use crate::ensure;
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{Harness, TestResult, Topology, repo_root, trial, unique_name};
 
@@ -49,23 +50,13 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
     ]
 }
 
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+).into());
-        }
-    };
-}
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
 const HEALTH_LUA: &str = "examples/gitops/argocd/health.lua";
 
 // ---------------------------------------------------------------------------------------------
 // The Argo CD health check.
 
 /// `e2e/build-lua`: the path of argo-lua-health (built into its own cache when missing).
-async fn lua_runner() -> Result<PathBuf, Error> {
+async fn lua_runner() -> TestResult<PathBuf> {
     let mut cmd = tokio::process::Command::new(repo_root().join("e2e/build-lua"));
     cmd.stderr(std::process::Stdio::inherit());
     let out = run(cmd, "e2e/build-lua", Duration::from_secs(300)).await?;
@@ -78,7 +69,7 @@ async fn lua_runner() -> Result<PathBuf, Error> {
 }
 
 /// Runs a health script on objects; one `{status, message}` or `{error}` per object.
-async fn health(runner: &Path, script: &Path, objects: &[Value]) -> Result<Vec<Value>, Error> {
+async fn health(runner: &Path, script: &Path, objects: &[Value]) -> TestResult<Vec<Value>> {
     let input = tempfile(&serde_json::to_string(objects)?)?;
     let mut cmd = tokio::process::Command::new(runner);
     cmd.arg(script).stdin(std::fs::File::open(&input)?);
@@ -93,7 +84,7 @@ async fn health(runner: &Path, script: &Path, objects: &[Value]) -> Result<Vec<V
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn tempfile(contents: &str) -> Result<PathBuf, Error> {
+fn tempfile(contents: &str) -> TestResult<PathBuf> {
     let path = std::env::temp_dir().join(format!("{}.json", unique_name("bascule-lua")));
     std::fs::write(&path, contents)?;
     Ok(path)
@@ -272,6 +263,7 @@ async fn argocd_health_check(h: &'static Harness) -> TestResult {
         "RenderFailed",
         "MoveBudgetExhausted",
         "InvalidSpec",
+        "Forbidden",
     ] {
         let detail = format!("{reason} detail");
         cases.push((
@@ -482,7 +474,7 @@ async fn overlays_apply_and_wait(h: &'static Harness) -> TestResult {
 }
 
 impl Shop {
-    async fn kubectl(&self, args: &[&str]) -> Result<String, Error> {
+    async fn kubectl(&self, args: &[&str]) -> TestResult<String> {
         self.tools.kubectl(&self.hub_kubeconfig, args).await
     }
 
@@ -798,7 +790,7 @@ impl Shop {
 
     /// `kubectl bascule ARGS` with the plugin's directory first on PATH; stdout and stderr,
     /// after checking the exit code.
-    async fn plugin(&self, args: &[&str], code: i32) -> Result<String, Error> {
+    async fn plugin(&self, args: &[&str], code: i32) -> TestResult<String> {
         let plugin_dir = Path::new(env!("CARGO_BIN_EXE_kubectl-bascule"))
             .parent()
             .ok_or("no directory for kubectl-bascule")?

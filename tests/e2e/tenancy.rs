@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use bascule::api::MultiCloudWorkload;
 
+use crate::ensure;
 use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, WORKLOAD_UID, condition, describe};
 use crate::support::{TestResult, Topology, trial};
 use crate::workloads::small_manifests;
@@ -43,14 +44,6 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
             Fleet::run(h, options, unreadable_workload).await
         },
     )]
-}
-
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+).into());
-        }
-    };
 }
 
 async fn unreadable_workload(fx: &mut Fleet) -> TestResult {

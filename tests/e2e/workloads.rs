@@ -39,6 +39,7 @@ use kube::{Client, ResourceExt};
 use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
+use crate::ensure;
 use crate::support::fleet::{
     EKS, Fleet, FleetOptions, GKE, MANAGED_BY, WORKLOAD_NAME, WORKLOAD_NAMESPACE, WORKLOAD_UID,
     condition, describe,
@@ -102,16 +103,6 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
         })
         .with_ignored_flag(true),
     ]
-}
-
-/// `Err(format!(..))` unless `cond`: assertions that let the fixture clean up and attach the
-/// operator's log.
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+).into());
-        }
-    };
 }
 
 // ---------------------------------------------------------------------------------------------

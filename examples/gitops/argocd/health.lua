@@ -8,7 +8,7 @@
 --                observedGeneration) behind metadata.generation: Bascule has not acted on the
 --                last change yet
 --   Degraded     Degraded=True for a reason a person must fix (OwnershipConflict, InvalidTemplate,
---                RenderFailed, MoveBudgetExhausted, InvalidSpec), or Ready=False because nothing can be placed
+--                RenderFailed, MoveBudgetExhausted, InvalidSpec, Forbidden), or Ready=False because nothing can be placed
 --                (Unschedulable, FailStatic)
 --   Progressing  Progressing=True (replicas being placed, surged or drained), or no verdict yet
 --   Healthy      Ready=True
@@ -25,6 +25,7 @@ local DEGRADED_REASONS = {
   RenderFailed = true,
   MoveBudgetExhausted = true,
   InvalidSpec = true,
+  Forbidden = true,
 }
 local UNPLACEABLE_REASONS = {
   Unschedulable = true,

@@ -518,8 +518,22 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// What a trial body returns; any error type converts with `?`.
-pub type TestResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// Any error a trial meets; every error type converts into it with `?`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a trial body (and its helpers) return.
+pub type TestResult<T = ()> = std::result::Result<T, BoxError>;
+
+/// `Err(format!(..))` unless `cond`: an assertion that lets the fixture clean up and attach the
+/// operator's log, where `assert!` would panic past it.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+).into());
+        }
+    };
+}
 
 /// The run's harness: started once by `main` before the trials run, torn down after them.
 static HARNESS: OnceLock<std::result::Result<Harness, String>> = OnceLock::new();
