@@ -2,6 +2,7 @@
 //! them when a cloud, a cluster or the workload itself fails.
 //!
 //! - [`api`]: the custom resources (`MemberCluster`, `MultiCloudWorkload`) and their CRDs.
+//! - [`cli`]: the `bascule` command line (one argument struct per command).
 //! - [`controller`]: the wiring: hub watches, member fan-out, reconcile, status and Events.
 //! - [`health`]: per-cluster health state machine with hysteresis (pure).
 //! - [`members`]: connections to member clusters (kubeconfig Secrets, vetted).
@@ -14,6 +15,7 @@
 //! - [`yaml`]: multi-document YAML loading with file/line/field errors.
 
 pub mod api;
+pub mod cli;
 pub mod controller;
 pub mod health;
 pub mod http;

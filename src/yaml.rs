@@ -235,6 +235,53 @@ fn documents(text: &str) -> Vec<(u64, &str)> {
         .collect()
 }
 
+/// Reads every input (`-` is stdin; nothing at all reads stdin); a directory contributes its
+/// *.yaml and *.yml files in name order.
+pub fn load(inputs: &[PathBuf]) -> Result<Objects, String> {
+    use std::io::Read;
+    let stdin = [PathBuf::from("-")];
+    let inputs = if inputs.is_empty() {
+        &stdin[..]
+    } else {
+        inputs
+    };
+    let mut objects = Objects::default();
+    for input in inputs {
+        for file in expand(input)? {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| format!("cannot read stdin: {e}"))?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            let name = if file.as_os_str() == "-" {
+                Path::new("<stdin>")
+            } else {
+                file.as_path()
+            };
+            read(name, &text, &mut objects).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(objects)
+}
+
+fn expand(input: &Path) -> Result<Vec<PathBuf>, String> {
+    if input.as_os_str() == "-" || !input.is_dir() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+        .map_err(|e| format!("cannot read directory {}: {e}", input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
