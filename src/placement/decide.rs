@@ -51,6 +51,13 @@ pub fn decide(req: &Request) -> Decision {
                 "no cluster may receive replicas (unhealthy, drained, cordoned or filtered out): keeping the current placement (fail static)"
                     .to_string(),
             )
+        } else if req.spec.replicas <= 0 {
+            // Nothing was asked (standby replicas never exceed replicas), and nothing runs:
+            // satisfied, whatever state the clusters are in.
+            (
+                Outcome::Satisfied,
+                "replicas is 0: nothing to place".to_string(),
+            )
         } else {
             (
                 Outcome::Unschedulable,

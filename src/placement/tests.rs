@@ -302,6 +302,22 @@ fn fail_static_when_no_cluster_is_healthy() {
 }
 
 #[test]
+fn zero_replicas_with_no_eligible_cluster_is_satisfied() {
+    // Issue 12 step B: this used to be Unschedulable (exit 3 in `bascule plan`), although
+    // nothing was asked for.
+    let mut s = spec(FAILOVER);
+    s.replicas = 0;
+    let down = [unhealthy(aws("eks-use1")), unhealthy(gcp("gke-euw1"))];
+    let d = run(&s, &down, &Replicas::new(), Rebalance::Sticky);
+    assert_eq!(d.outcome, Outcome::Satisfied);
+    assert!(d.placement.is_empty());
+    assert_eq!(d.notes, ["replicas is 0: nothing to place"]);
+    // Replicas asked for and nowhere to go is still Unschedulable.
+    let d = run(&spec(FAILOVER), &down, &Replicas::new(), Rebalance::Sticky);
+    assert_eq!(d.outcome, Outcome::Unschedulable);
+}
+
+#[test]
 fn taints_cordon_and_drain() {
     let s = spec("replicas: 10");
     let current = replicas(&[("a", 5), ("b", 5)]);
