@@ -478,9 +478,9 @@ fn observe(ctx: &Context, cluster: &str, uid: &str) -> Option<Running> {
     })
 }
 
-fn observed(ctx: &Context, cluster: &str, uid: &str, r: Running) -> status::Observed {
+fn observed(ctx: &Context, cluster: &str, uid: &str, r: Running) -> status::MemberReplicas {
     let ready = ctx.observer.running(cluster, uid).map_or(0, |o| o.ready);
-    status::Observed {
+    status::MemberReplicas {
         replicas: r.replicas,
         ready,
         available: r.available,

@@ -21,7 +21,7 @@ use super::connection::{self, ConnectionError, ConnectionOptions};
 use super::detect::NodeFacts;
 use super::pool::MemberPool;
 use super::probe::{self, ProbeReport};
-use super::status::{self, Observed};
+use super::status::{self, MemberFacts};
 use super::writer;
 use crate::api::{ClusterHealth, Connection, MemberCluster, MemberClusterStatus};
 use crate::health::{HealthTracker, Probe};
@@ -53,7 +53,7 @@ impl Input {
 
 /// What a member's task needs besides its input.
 #[derive(Clone)]
-pub struct Context {
+pub struct TaskEnv {
     pub hub: Client,
     pub namespace: String,
     pub opts: ConnectionOptions,
@@ -63,7 +63,7 @@ pub struct Context {
 /// Claims the member's pool entry now and returns its task — the probe loop and the status
 /// writer — which runs until the input channel closes.
 pub fn start(
-    ctx: Context,
+    ctx: TaskEnv,
     owner: u64,
     mut input: watch::Receiver<Input>,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -79,7 +79,7 @@ pub fn start(
 }
 
 async fn run(
-    ctx: Context,
+    ctx: TaskEnv,
     mut member: Member,
     mut current: Input,
     mut input: watch::Receiver<Input>,
@@ -167,7 +167,7 @@ impl Member {
 
     /// Rebuilds the client when the connection (the Secret reference or the kubeconfig in it, or
     /// the `eks`/`gke` settings) changed, or when a provider error is due for another try.
-    async fn follow(&mut self, ctx: &Context, input: &Input) {
+    async fn follow(&mut self, ctx: &TaskEnv, input: &Input) {
         let connection = &input.cluster.spec.connection;
         let fingerprint = fingerprint(connection, input.secret.as_deref());
         let retry_due = self.client.as_ref().is_err_and(ConnectionError::retryable)
@@ -218,7 +218,7 @@ impl Member {
     }
 
     /// Probes the member (if it has a client) and feeds the tracker.
-    async fn probe(&mut self, ctx: &Context, cluster: &MemberCluster) {
+    async fn probe(&mut self, ctx: &TaskEnv, cluster: &MemberCluster) {
         let settings = &cluster.spec.health;
         let period = Duration::from_secs(settings.period_seconds.max(1) as u64);
         let deadline = Duration::from_secs(settings.timeout_seconds.max(1) as u64);
@@ -290,7 +290,7 @@ impl Member {
         if !self.judged {
             return; // nothing to say before the first probe
         }
-        let observed = Observed {
+        let observed = MemberFacts {
             generation: cluster.meta().generation,
             spec: &cluster.spec,
             health: self.tracker.state(),

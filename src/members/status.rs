@@ -22,7 +22,7 @@ pub const REACHABLE: &str = "Reachable";
 
 /// Everything the status of one MemberCluster is made from.
 #[derive(Clone, Copy, Debug)]
-pub struct Observed<'a> {
+pub struct MemberFacts<'a> {
     /// `metadata.generation` of the MemberCluster.
     pub generation: Option<i64>,
     pub spec: &'a MemberClusterSpec,
@@ -45,7 +45,7 @@ pub struct Observed<'a> {
 /// The status to write. Fields that were not observed this time keep their previous values (the
 /// node counts of an unreachable cluster are its last known ones).
 pub fn desired(
-    o: &Observed<'_>,
+    o: &MemberFacts<'_>,
     previous: Option<&MemberClusterStatus>,
     now: Timestamp,
 ) -> MemberClusterStatus {
@@ -128,7 +128,7 @@ pub fn latency_changed_a_lot(old_ms: i64, new_ms: i64) -> bool {
 /// (status, reason, message) of `Ready` and of `Reachable`.
 type Cond<'r> = (&'static str, &'r str, String);
 
-fn conditions<'a>(o: &Observed<'a>) -> (Cond<'a>, Cond<'a>) {
+fn conditions<'a>(o: &MemberFacts<'a>) -> (Cond<'a>, Cond<'a>) {
     if let Some(e) = o.connection {
         let message = e.to_string();
         return (
@@ -207,8 +207,8 @@ mod tests {
         }
     }
 
-    fn observed<'a>(spec: &'a MemberClusterSpec, nodes: &'a NodeFacts) -> Observed<'a> {
-        Observed {
+    fn observed<'a>(spec: &'a MemberClusterSpec, nodes: &'a NodeFacts) -> MemberFacts<'a> {
+        MemberFacts {
             generation: Some(1),
             spec,
             health: ClusterHealth::Healthy,
@@ -261,7 +261,7 @@ mod tests {
         // Unhealthy: Ready turns False now, with the failure's reason; nodes stay as last seen.
         let refused = ProbeFailure::Unreachable("connection refused".into());
         let probe = Probe::Failure(refused.clone());
-        let down = Observed {
+        let down = MemberFacts {
             health: ClusterHealth::Unhealthy,
             health_since: Some(at(60)),
             last_probe: Some(&probe),
@@ -289,7 +289,7 @@ mod tests {
     fn a_blip_while_healthy_shows_in_reachable_only() {
         let (spec, nodes) = (spec(), facts());
         let probe = Probe::Failure(ProbeFailure::Timeout);
-        let o = Observed {
+        let o = MemberFacts {
             last_probe: Some(&probe),
             last_failure: Some(&ProbeFailure::Timeout),
             ..observed(&spec, &nodes)
@@ -302,7 +302,7 @@ mod tests {
     #[test]
     fn recovering_and_unknown_and_nodes_not_ready() {
         let (spec, nodes) = (spec(), facts());
-        let o = Observed {
+        let o = MemberFacts {
             health: ClusterHealth::Recovering,
             ..observed(&spec, &nodes)
         };
@@ -315,7 +315,7 @@ mod tests {
         );
 
         let none_ready = Probe::Failure(ProbeFailure::NoReadyNodes);
-        let o = Observed {
+        let o = MemberFacts {
             health: ClusterHealth::Unknown,
             last_probe: Some(&none_ready),
             last_failure: Some(&ProbeFailure::NoReadyNodes),
@@ -334,7 +334,7 @@ mod tests {
             namespace: "bascule-system".into(),
             name: "member-eks".into(),
         };
-        let o = Observed {
+        let o = MemberFacts {
             health: ClusterHealth::Unknown,
             connection: Some(&e),
             last_probe: None,
@@ -356,7 +356,7 @@ mod tests {
         let (spec, nodes) = (spec(), facts());
         let base = desired(&observed(&spec, &nodes), None, at(0));
         let with = |ms| {
-            let o = Observed {
+            let o = MemberFacts {
                 latency_ms: Some(ms),
                 ..observed(&spec, &nodes)
             };
@@ -369,7 +369,7 @@ mod tests {
         assert!(latency_changed_a_lot(600, 250));
         assert!(needs_write(None, &base));
         // A change of generation alone is written.
-        let o = Observed {
+        let o = MemberFacts {
             generation: Some(2),
             ..observed(&spec, &nodes)
         };

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::connection::ConnectionOptions;
-use super::member::{self, Context, Input};
+use super::member::{self, Input, TaskEnv};
 use super::pool::MemberPool;
 use crate::api::MemberCluster;
 
@@ -108,7 +108,7 @@ pub async fn run(
     // any more: their health becomes Unknown, which holds every placement as it is (fail static).
     let _forget = ForgetHealthOnExit(pool.clone());
     let mut tasks = Tasks {
-        ctx: Context {
+        ctx: TaskEnv {
             hub,
             namespace,
             opts,
@@ -165,7 +165,7 @@ type Guarded = DeserializeGuard<MemberCluster>;
 
 /// The member tasks, by MemberCluster name.
 struct Tasks {
-    ctx: Context,
+    ctx: TaskEnv,
     running: BTreeMap<String, Running>,
     set: JoinSet<()>,
     /// MemberClusters that cannot be read, with the resourceVersion already reported.

@@ -18,10 +18,10 @@ use crate::api::workload::{
 use crate::api::{FailbackMode, MultiCloudWorkload, Provider};
 use crate::placement::{Decision, Outcome};
 
-pub use crate::sync::observe::Observed;
+pub use crate::sync::observe::MemberReplicas;
 
 /// Per cluster: the observation, or `None` when the member could not be asked.
-pub type Observations = BTreeMap<String, Option<Observed>>;
+pub type Observations = BTreeMap<String, Option<MemberReplicas>>;
 
 /// Something that kept a cluster from holding what it should: an object another owner holds, a
 /// template that does not render, a member API error. Shown in the `Degraded` condition.
@@ -393,8 +393,8 @@ mod tests {
         ]
     }
 
-    fn seen(replicas: u32, available: u32) -> Option<Observed> {
-        Some(Observed {
+    fn seen(replicas: u32, available: u32) -> Option<MemberReplicas> {
+        Some(MemberReplicas {
             replicas,
             ready: available,
             available,

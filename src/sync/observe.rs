@@ -22,7 +22,7 @@ use crate::api::labels;
 
 /// What one member reports for a workload's Deployment/StatefulSet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Observed {
+pub struct MemberReplicas {
     /// `spec.replicas` of the object in the member.
     pub replicas: u32,
     pub ready: u32,
@@ -42,7 +42,7 @@ pub struct WorkloadRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     workload: WorkloadRef,
-    observed: Observed,
+    observed: MemberReplicas,
 }
 
 /// (kind, namespace, name) of a placed object in one member.
@@ -83,13 +83,13 @@ impl Observer {
 
     /// What `cluster` runs of the workload with `uid`: `None` until the member's objects have
     /// been listed once over its current connection; zeros when it runs nothing.
-    pub fn running(&self, cluster: &str, uid: &str) -> Option<Observed> {
+    pub fn running(&self, cluster: &str, uid: &str) -> Option<MemberReplicas> {
         let views = self.read();
         let view = views.get(cluster)?;
         if view.synced.len() < KINDS.len() {
             return None;
         }
-        let mut total = Observed::default();
+        let mut total = MemberReplicas::default();
         for e in view.objects.values().filter(|e| e.workload.uid == uid) {
             total.replicas += e.observed.replicas;
             total.ready += e.observed.ready;
@@ -173,7 +173,7 @@ impl Observer {
         cluster: String,
         id: u64,
         client: Client,
-        reduce: fn(&K) -> Observed,
+        reduce: fn(&K) -> MemberReplicas,
     ) where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
@@ -294,7 +294,7 @@ impl Observer {
 fn entry<K: Resource>(
     kind: &'static str,
     obj: &K,
-    reduce: fn(&K) -> Observed,
+    reduce: fn(&K) -> MemberReplicas,
 ) -> Option<(ObjectId, Entry)> {
     let l = obj.meta().labels.as_ref()?;
     let workload = WorkloadRef {
@@ -322,17 +322,17 @@ fn count(n: Option<i32>) -> u32 {
 
 /// A Deployment's counters. Until its controller has seen the current generation, nothing
 /// counts as available: the numbers describe an older spec.
-fn deployment(d: &Deployment) -> Observed {
+fn deployment(d: &Deployment) -> MemberReplicas {
     let replicas = count(d.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
     let Some(s) = &d.status else {
-        return Observed {
+        return MemberReplicas {
             replicas,
-            ..Observed::default()
+            ..MemberReplicas::default()
         };
     };
     let current = s.observed_generation >= d.metadata.generation;
     let available = count(s.available_replicas).min(count(s.updated_replicas));
-    Observed {
+    MemberReplicas {
         replicas,
         ready: count(s.ready_replicas),
         available: if current { available } else { 0 },
@@ -340,17 +340,17 @@ fn deployment(d: &Deployment) -> Observed {
 }
 
 /// A StatefulSet's counters, as for a Deployment.
-fn stateful_set(st: &StatefulSet) -> Observed {
+fn stateful_set(st: &StatefulSet) -> MemberReplicas {
     let replicas = count(st.spec.as_ref().and_then(|s| s.replicas).or(Some(1)));
     let Some(s) = &st.status else {
-        return Observed {
+        return MemberReplicas {
             replicas,
-            ..Observed::default()
+            ..MemberReplicas::default()
         };
     };
     let current = s.observed_generation >= st.metadata.generation;
     let available = count(s.available_replicas).min(count(s.updated_replicas));
-    Observed {
+    MemberReplicas {
         replicas,
         ready: count(s.ready_replicas),
         available: if current { available } else { 0 },
@@ -384,7 +384,7 @@ mod tests {
     fn availability_counts_only_the_current_template() {
         assert_eq!(
             deployment(&deploy(2, 2, 3, 3)),
-            Observed {
+            MemberReplicas {
                 replicas: 3,
                 ready: 3,
                 available: 3
@@ -416,14 +416,17 @@ mod tests {
         obs.replace_kind("eks", 7, "StatefulSet", HashMap::new());
         assert_eq!(rx.try_recv().unwrap().uid, "u1", "first full view");
         assert_eq!(obs.running("eks", "u1").unwrap().available, 3);
-        assert_eq!(obs.running("eks", "other").unwrap(), Observed::default());
+        assert_eq!(
+            obs.running("eks", "other").unwrap(),
+            MemberReplicas::default()
+        );
         // The same object again: no news. A stale connection: ignored.
         obs.upsert("eks", 7, key.clone(), Some(e.clone()));
         obs.upsert("eks", 6, key.clone(), None);
         assert!(rx.try_recv().is_err());
         obs.upsert("eks", 7, key, None);
         assert_eq!(rx.try_recv().unwrap().name, "web");
-        assert_eq!(obs.running("eks", "u1").unwrap(), Observed::default());
+        assert_eq!(obs.running("eks", "u1").unwrap(), MemberReplicas::default());
         assert!(obs.clusters_of("u1").is_empty());
     }
 }
