@@ -879,13 +879,18 @@ proptest! {
         }
     }
 
-    /// No cluster may receive: the current placement comes back exactly.
+    /// No cluster may receive: the current placement comes back exactly; with none, nothing can
+    /// be placed (Unschedulable) unless nothing was asked (replicas 0: Satisfied).
     #[test]
     fn fail_static(mut case in arb_case()) {
         for c in &mut case.clusters { c.health = ClusterHealth::Unhealthy; }
         let d = decide_case(&case);
         prop_assert_eq!(&d.placement, &case.current);
-        let expected = if case.current.is_empty() { Outcome::Unschedulable } else { Outcome::FailStatic };
+        let expected = match (case.current.is_empty(), case.spec.replicas) {
+            (false, _) => Outcome::FailStatic,
+            (true, 0) => Outcome::Satisfied,
+            (true, _) => Outcome::Unschedulable,
+        };
         prop_assert_eq!(d.outcome, expected);
     }
 }
