@@ -50,13 +50,10 @@ pub fn status_table(workloads: &[MultiCloudWorkload], clusters: &[MemberCluster]
         members.push([
             mc.metadata.name.clone().unwrap_or_default(),
             mc.spec
-                .provider
-                .or(s.provider)
+                .provider_in_force(None, s.provider)
                 .map_or("-".into(), |p| format!("{p:?}").to_lowercase()),
             mc.spec
-                .region
-                .clone()
-                .or(s.region)
+                .region_in_force(None, s.region.as_deref())
                 .unwrap_or_else(|| "-".into()),
             format!("{:?}", s.health),
             s.health_since.map_or("-".into(), |t| t.0.to_string()),

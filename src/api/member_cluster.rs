@@ -58,6 +58,32 @@ pub struct MemberClusterSpec {
     pub health: HealthSettings,
 }
 
+impl MemberClusterSpec {
+    /// The provider in force: declared in the spec, else `detected` from the nodes now, else
+    /// `recorded` in the status (the nodes were not listed yet). One rule for the engine, the
+    /// status, `bascule plan` and `kubectl bascule`.
+    pub fn provider_in_force(
+        &self,
+        detected: Option<Provider>,
+        recorded: Option<Provider>,
+    ) -> Option<Provider> {
+        self.provider.or(detected).or(recorded)
+    }
+
+    /// The region in force, by the same rule as [`Self::provider_in_force`].
+    pub fn region_in_force(
+        &self,
+        detected: Option<&str>,
+        recorded: Option<&str>,
+    ) -> Option<String> {
+        self.region
+            .as_deref()
+            .or(detected)
+            .or(recorded)
+            .map(str::to_string)
+    }
+}
+
 /// How Bascule reaches a member's API server. Exactly one method is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

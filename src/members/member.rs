@@ -258,17 +258,14 @@ impl Member {
         let detected = self.nodes.as_ref();
         ClusterSnapshot {
             name: self.name.clone(),
-            provider: cluster
-                .spec
-                .provider
-                .or(detected.and_then(|n| n.provider))
-                .or(status.and_then(|s| s.provider)),
-            region: cluster
-                .spec
-                .region
-                .clone()
-                .or_else(|| detected.and_then(|n| n.region.clone()))
-                .or_else(|| status.and_then(|s| s.region.clone())),
+            provider: cluster.spec.provider_in_force(
+                detected.and_then(|n| n.provider),
+                status.and_then(|s| s.provider),
+            ),
+            region: cluster.spec.region_in_force(
+                detected.and_then(|n| n.region.as_deref()),
+                status.and_then(|s| s.region.as_deref()),
+            ),
             labels: cluster.labels().clone(),
             health: if self.judged {
                 self.tracker.state()

@@ -66,15 +66,11 @@ pub fn desired(
         health_since: o.health_since.map(Time),
         provider: o
             .spec
-            .provider
-            .or(o.nodes.and_then(|n| n.provider))
-            .or(prev.provider),
-        region: o
-            .spec
-            .region
-            .clone()
-            .or_else(|| o.nodes.and_then(|n| n.region.clone()))
-            .or(prev.region),
+            .provider_in_force(o.nodes.and_then(|n| n.provider), prev.provider),
+        region: o.spec.region_in_force(
+            o.nodes.and_then(|n| n.region.as_deref()),
+            prev.region.as_deref(),
+        ),
         kubernetes_version: o.version.map(String::from).or(prev.kubernetes_version),
         nodes: o
             .nodes

@@ -70,12 +70,12 @@ impl ClusterSnapshot {
         };
         ClusterSnapshot {
             name: mc.metadata.name.clone().unwrap_or_default(),
-            provider: mc.spec.provider.or(status.and_then(|s| s.provider)),
+            provider: mc
+                .spec
+                .provider_in_force(None, status.and_then(|s| s.provider)),
             region: mc
                 .spec
-                .region
-                .clone()
-                .or_else(|| status.and_then(|s| s.region.clone())),
+                .region_in_force(None, status.and_then(|s| s.region.as_deref())),
             labels: mc.metadata.labels.clone().unwrap_or_default(),
             health,
             health_since: status.and_then(|s| s.health_since.as_ref()).map(|t| t.0),
