@@ -17,6 +17,11 @@ pub struct RunArgs {
     /// whoever can write such a Secret could otherwise run any program in the operator.
     #[arg(long)]
     allow_exec_plugins: bool,
+    /// Accept member kubeconfigs with `insecure-skip-tls-verify: true`, a plain `http://`
+    /// server or a `proxy-url`. Off by default: each hands the member's credentials to whoever
+    /// is on the network path.
+    #[arg(long)]
+    allow_insecure_member_connections: bool,
     /// Workloads reconciled at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -59,6 +64,7 @@ impl RunArgs {
             namespace: self.namespace,
             connection: ConnectionOptions {
                 allow_exec_plugins: self.allow_exec_plugins,
+                allow_insecure_connections: self.allow_insecure_member_connections,
                 requests_per_second: self.member_qps,
                 providers: Providers::new(self.gke_api_url),
                 ..ConnectionOptions::default()

@@ -18,6 +18,9 @@ use crate::api::{Connection, SecretKeyRef};
 #[derive(Clone, Debug)]
 pub struct ConnectionOptions {
     pub allow_exec_plugins: bool,
+    /// Accept member kubeconfigs that skip TLS verification, use a plain `http://` server or a
+    /// proxy: each lets whoever sits on the path read the member's credentials.
+    pub allow_insecure_connections: bool,
     pub connect_timeout: Duration,
     /// Deadline of one response; watches are protected by the watcher's own idle timeout.
     pub read_timeout: Duration,
@@ -31,6 +34,7 @@ impl Default for ConnectionOptions {
     fn default() -> Self {
         ConnectionOptions {
             allow_exec_plugins: false,
+            allow_insecure_connections: false,
             connect_timeout: Duration::from_secs(2),
             read_timeout: Duration::from_secs(10),
             requests_per_second: 50,
@@ -72,6 +76,15 @@ pub enum ConnectionError {
         field: &'static str,
     },
     #[error(
+        "the kubeconfig in Secret {secret} sets {field} for cluster {cluster:?}: {why}; fix the kubeconfig, or run the operator with --allow-insecure-member-connections"
+    )]
+    InsecureRefused {
+        secret: String,
+        cluster: String,
+        field: &'static str,
+        why: &'static str,
+    },
+    #[error(
         "spec.connection sets no connection method; set spec.connection.kubeconfigSecretRef, eks or gke"
     )]
     NoMethod,
@@ -89,6 +102,7 @@ impl ConnectionError {
             ConnectionError::Invalid { .. } => "KubeconfigInvalid",
             ConnectionError::ExecRefused { .. } => "ExecPluginRefused",
             ConnectionError::FileRefused { .. } => "KubeconfigFileRefused",
+            ConnectionError::InsecureRefused { .. } => "InsecureConnectionRefused",
             ConnectionError::NoMethod => "NoConnectionMethod",
             ConnectionError::Provider(e) => e.reason(),
         }
@@ -261,6 +275,17 @@ fn vet(k: &Kubeconfig, secret: &str, opts: &ConnectionOptions) -> Result<(), Con
         {
             return Err(file(&c.name, "certificate-authority"));
         }
+        if let Some(cluster) = &c.cluster
+            && !opts.allow_insecure_connections
+            && let Some((field, why)) = insecure(cluster)
+        {
+            return Err(ConnectionError::InsecureRefused {
+                secret: secret.into(),
+                cluster: c.name.clone(),
+                field,
+                why,
+            });
+        }
     }
     for u in &k.auth_infos {
         let Some(a) = &u.auth_info else { continue };
@@ -289,6 +314,34 @@ fn vet(k: &Kubeconfig, secret: &str, opts: &ConnectionOptions) -> Result<(), Con
         }
     }
     Ok(())
+}
+
+/// The first setting of `cluster` that gives its traffic (credentials included) away to whoever
+/// sits on the network path, and why.
+fn insecure(cluster: &kube::config::Cluster) -> Option<(&'static str, &'static str)> {
+    if cluster.insecure_skip_tls_verify == Some(true) {
+        return Some((
+            "insecure-skip-tls-verify: true",
+            "the member's certificate would not be verified",
+        ));
+    }
+    if cluster
+        .server
+        .as_deref()
+        .is_some_and(|s| s.trim_start().to_ascii_lowercase().starts_with("http://"))
+    {
+        return Some((
+            "an http:// server",
+            "the member's API and its credentials would travel unencrypted",
+        ));
+    }
+    if cluster.proxy_url.is_some() {
+        return Some((
+            "proxy-url",
+            "every request and its credentials would go through that proxy",
+        ));
+    }
+    None
 }
 
 /// A client configuration for the kubeconfig's current context, with Bascule's timeouts.
@@ -330,7 +383,7 @@ mod tests {
 
     fn kubeconfig(user: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: m\nclusters:\n- name: m\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\ncontexts:\n- name: m\n  context: {{cluster: m, user: u}}\nusers:\n- name: u\n  user:\n{user}"
+            "apiVersion: v1\nkind: Config\ncurrent-context: m\nclusters:\n- name: m\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: m\n  context: {{cluster: m, user: u}}\nusers:\n- name: u\n  user:\n{user}"
         )
     }
 
@@ -361,6 +414,51 @@ mod tests {
         assert_eq!(c.cluster_url.to_string(), "https://127.0.0.1:6443/");
         assert_eq!(c.connect_timeout, Some(Duration::from_secs(2)));
         assert_eq!(c.read_timeout, Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn insecure_connections_are_refused_unless_allowed() {
+        let token = format!("    token: {TOKEN}\n");
+        let cases = [
+            (
+                "    server: https://127.0.0.1:6443\n",
+                "    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\n",
+                "insecure-skip-tls-verify",
+            ),
+            (
+                "    server: https://127.0.0.1:6443\n",
+                "    server: http://127.0.0.1:6443\n",
+                "http://",
+            ),
+            (
+                "    server: https://127.0.0.1:6443\n",
+                "    server: https://127.0.0.1:6443\n    proxy-url: http://proxy.example:3128\n",
+                "proxy-url",
+            ),
+        ];
+        for (from, to, field) in cases {
+            let s = secret(&kubeconfig(&token).replace(from, to));
+            let e = kubeconfig_from_secret(&s, "kubeconfig", &ConnectionOptions::default())
+                .unwrap_err();
+            assert_eq!(e.reason(), "InsecureConnectionRefused", "{field}");
+            let message = e.to_string();
+            assert!(message.contains(field), "{message}");
+            assert!(
+                message.contains("--allow-insecure-member-connections"),
+                "{message}"
+            );
+            assert!(!message.contains(TOKEN), "no credential in {message}");
+            let allowed = ConnectionOptions {
+                allow_insecure_connections: true,
+                ..Default::default()
+            };
+            assert!(
+                kubeconfig_from_secret(&s, "kubeconfig", &allowed).is_ok(),
+                "{field}"
+            );
+        }
+        let fine = secret(&kubeconfig(&token));
+        assert!(kubeconfig_from_secret(&fine, "kubeconfig", &ConnectionOptions::default()).is_ok());
     }
 
     #[test]
