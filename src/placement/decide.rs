@@ -450,7 +450,10 @@ fn divided(
             .copied()
             .filter(|&i| cands[i].tier == Some(t))
             .collect();
-        m.sort_by_key(|&i| (std::cmp::Reverse(cands[i].current), i));
+        // Pinned replicas first: when the total cannot cover every minimum, what a Hold
+        // cluster keeps is served before anything new.
+        let pinned = |i: usize| cands[i].held() > 0 && !cands[i].can_receive();
+        m.sort_by_key(|&i| (!pinned(i), std::cmp::Reverse(cands[i].current), i));
         m
     };
     let bounds = |i: usize| -> (u64, u64) {
@@ -610,6 +613,20 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
                 notes.push(format!(
                     "spread.maxClusters leaves no cluster for {standby} standby replica(s)"
                 ));
+            }
+            // Clusters get back the replicas they run first (the spill-over above may have
+            // gone to another cluster of the tier), so deciding again over this decision gives
+            // the same placement; what is left is shared equally.
+            let refill: Vec<Share> = r
+                .iter()
+                .map(|&i| {
+                    let gap = cands[i].current.min(cands[i].max).saturating_sub(out[i]);
+                    Share::new(gap, 0, gap)
+                })
+                .collect();
+            for (j, v) in apportion(standby, &refill).into_iter().enumerate() {
+                out[r[j]] += v;
+                standby -= v;
             }
             let shares: Vec<Share> = r
                 .iter()

@@ -894,3 +894,62 @@ proptest! {
         prop_assert_eq!(d.outcome, expected);
     }
 }
+
+/// Found by `fixed_point`: a Recovering preferred cluster holds 11 of 12 replicas; the standby
+/// and the 12th replica share the fallback tier, where one cluster has room for only 1. Deciding
+/// again over the first decision must give the same placement.
+#[test]
+fn failover_recovering_hold_with_a_full_standby_cluster_is_a_fixed_point() {
+    let s = spec(
+        "replicas: 12\nplacement:\n  mode: Failover\n  standbyReplicas: 1\n  tiers:\n    - providers: [aws]\n    - {}\n",
+    );
+    let room = |mut c: ClusterSnapshot, n: u64| {
+        c.available = Some(Resources {
+            cpu_millis: n * 500,
+            memory_bytes: 1 << 40,
+        });
+        c
+    };
+    let mut a = aws("a");
+    a.health = ClusterHealth::Recovering;
+    a.health_since = Some(T0.parse().unwrap());
+    let clusters = [
+        a,
+        room(aws("b"), 0),
+        gcp("c"),
+        gcp("d"),
+        unhealthy(aws("e")),
+        room(gcp("f"), 1),
+        unhealthy(aws("g")),
+    ];
+    let first = run(
+        &s,
+        &clusters,
+        &replicas(&[("a", 11), ("f", 1)]),
+        Rebalance::ToPreferred,
+    );
+    let again = run(&s, &clusters, &first.placement, Rebalance::ToPreferred);
+    assert_eq!(again.placement, first.placement, "first: {first:?}");
+}
+
+/// Found by `fixed_point`: two replicas cannot cover `minReplicas: 2` plus the replica a
+/// cordoned cluster keeps; the kept replica is served first, whatever the current counts.
+#[test]
+fn divided_kept_replica_comes_before_an_unmet_minimum() {
+    let s = spec("replicas: 2\nplacement:\n  clusterReplicas: {minReplicas: 2}\n");
+    let mut b = tainted(aws("b"), "m:NoSchedule");
+    b.available = Some(Resources {
+        cpu_millis: 500,
+        memory_bytes: 1 << 40,
+    });
+    let clusters = [aws("a"), b, aws("c")];
+    let first = run(
+        &s,
+        &clusters,
+        &replicas(&[("a", 3), ("b", 4)]),
+        Rebalance::ToPreferred,
+    );
+    assert_eq!(first.placement, replicas(&[("a", 1), ("b", 1)]));
+    let again = run(&s, &clusters, &first.placement, Rebalance::ToPreferred);
+    assert_eq!(again.placement, first.placement);
+}
