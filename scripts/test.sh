@@ -20,6 +20,7 @@ fi
 
 step "unit, property and CRD tests (PROPTEST_CASES=10000)"
 PROPTEST_CASES="${PROPTEST_CASES:-10000}" cargo test --all-targets
+cargo test --doc
 
 step "end-to-end tests on real control planes"
 cargo test --features e2e --test e2e

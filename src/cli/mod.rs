@@ -41,8 +41,8 @@ enum Command {
     Run(run::RunArgs),
     /// Issue the hub's kubeconfig Secret for a member: a token of the member's least-privilege
     /// ServiceAccount (apply deploy/member-rbac.yaml there first), printed as a Secret manifest.
-    ///
-    ///     bascule member-credentials --kubeconfig eks-admin.yaml --name eks-use1 | kubectl --context hub apply -f -
+    /// Example: `bascule member-credentials --kubeconfig eks-admin.yaml --name eks-use1 |
+    /// kubectl --context hub apply -f -`
     MemberCredentials(credentials::CredentialsArgs),
     /// Print the CustomResourceDefinitions (YAML), or write one file per CRD into a directory.
     Crd(crd::CrdArgs),

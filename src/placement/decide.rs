@@ -17,6 +17,8 @@ struct Candidate<'a> {
     role: Role,
     current: u64,
     min: u64,
+    /// `minReplicas` as declared (within `max`), before `spread` raises `min` to 1.
+    declared_min: u64,
     max: u64,
     /// `max` was lowered by known free capacity.
     capacity_limited: bool,
@@ -162,6 +164,7 @@ fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> 
                 role,
                 current,
                 min: min.min(max),
+                declared_min: min.min(max),
                 max,
                 capacity_limited,
                 hold: 0,
@@ -182,6 +185,7 @@ fn candidates<'a>(spec: &CompiledSpec, req: &Request<'a>) -> Vec<Candidate<'a>> 
                 role: Role::Evict("MemberCluster not found".to_string()),
                 current: u64::from(r),
                 min: 0,
+                declared_min: 0,
                 max: 0,
                 capacity_limited: false,
                 hold: 0,
@@ -365,13 +369,8 @@ fn select(
         rank[i] = k;
     }
     chosen.sort_by_key(|&i| rank[i]);
-    // Whole clusters only: drop the least preferred until every chosen cluster's minReplicas fits.
-    let held_total: u64 = (0..cands.len()).map(|i| cands[i].held()).sum();
-    while chosen.len() > 1
-        && chosen.iter().map(|&i| cands[i].min).sum::<u64>() + held_total > replicas
-    {
-        chosen.pop();
-    }
+    // The total comes first: no cluster is dropped because the minimums do not fit; the split
+    // gives the more preferred their minimum first and the last ones less (see `reason`).
     // Hold clusters keep their replicas even beyond maxClusters: a cordon never evicts.
     let holds: Vec<usize> = (0..cands.len()).filter(|&i| cands[i].held() > 0).collect();
 
@@ -399,22 +398,7 @@ fn select(
             forced.push(i);
         }
     }
-    while !forced.is_empty() {
-        let need: u64 = chosen
-            .iter()
-            .map(|&i| {
-                if forced.contains(&i) {
-                    cands[i].min.max(1)
-                } else {
-                    cands[i].min
-                }
-            })
-            .sum();
-        if need <= replicas {
-            break;
-        }
-        forced.pop();
-    }
+    forced.truncate(usize::try_from(replicas).unwrap_or(usize::MAX));
     if spec.spec.placement.mode == PlacementMode::Divided
         && (forced.len() as u64) < min_clusters.min(chosen.len()) as u64
     {
@@ -545,11 +529,7 @@ fn failover(spec: &CompiledSpec, cands: &mut [Candidate], notes: &mut Vec<String
         if remaining == 0 && last_used.is_some() {
             break;
         }
-        let mut r = receivers(t, cands, slots);
-        // Whole clusters only: each gets its minReplicas or nothing.
-        while r.len() > 1 && r.iter().map(|&i| cands[i].min).sum::<u64>() > remaining {
-            r.pop();
-        }
+        let r = receivers(t, cands, slots);
         if k == 0 && r.len() < min_clusters {
             notes.push(format!(
                 "spread.minClusters={min_clusters} not met: {} has {} eligible cluster(s)",
@@ -920,6 +900,18 @@ fn reason(
                 return format!(
                     "{tier}: keeps {out} (preferred {preferred}) until a rebalance{cap}"
                 );
+            }
+            if out == preferred && out < c.declared_min && mode != PlacementMode::Duplicated {
+                let min = c.declared_min;
+                return if out > 0 {
+                    format!(
+                        "{tier}: {out}, below its minReplicas {min}: the more preferred clusters' minimums come first"
+                    )
+                } else {
+                    format!(
+                        "{tier}: below its minReplicas {min}: the more preferred clusters' minimums take every replica"
+                    )
+                };
             }
             match mode {
                 PlacementMode::Failover if out > 0 && Some(c.tier) != Some(active_tier) => {

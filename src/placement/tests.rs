@@ -751,13 +751,15 @@ fn role_of(c: &Case, name: &str) -> eligibility::Role {
 
 proptest! {
     /// Divided/Failover place exactly `replicas` (plus standby) whenever some cluster may receive
-    /// and neither bounds nor capacity get in the way.
+    /// and neither maximums nor capacity get in the way: minimums that cannot all be met never
+    /// cost replicas.
     #[test]
     fn totals_conserved_when_capacity_allows(mut case in arb_case()) {
         for c in &mut case.clusters { c.available = None; }
         case.spec.placement.standby_replicas = None;
-        case.spec.placement.cluster_replicas = None;
-        for t in &mut case.spec.placement.tiers { t.cluster_replicas = None; }
+        let no_max = |b: &mut Option<crate::api::ReplicaBounds>| if let Some(b) = b { b.max_replicas = None; };
+        no_max(&mut case.spec.placement.cluster_replicas);
+        for t in &mut case.spec.placement.tiers { no_max(&mut t.cluster_replicas); }
         if case.spec.placement.mode == crate::api::PlacementMode::Duplicated {
             case.spec.placement.mode = crate::api::PlacementMode::Divided;
         }
@@ -766,6 +768,29 @@ proptest! {
             return Ok(()); // nothing may receive: fail_static covers it
         }
         prop_assert_eq!(d.total(), case.spec.replicas as u64, "{:?}", d);
+    }
+
+    /// With every cluster Eligible (healthy, untainted, no capacity limit), Divided places
+    /// `replicas` or every maximum, whichever is less, whatever the minimums and `minClusters`:
+    /// a minimum that cannot be met never costs a replica an eligible cluster could hold.
+    #[test]
+    fn minimums_never_cost_replicas(mut case in arb_case()) {
+        case.spec.placement.mode = crate::api::PlacementMode::Divided;
+        case.spec.placement.standby_replicas = None;
+        if let Some(s) = &mut case.spec.placement.spread { s.max_clusters = None; }
+        for c in &mut case.clusters { c.available = None; c.taints.clear(); c.health = ClusterHealth::Healthy; }
+        case.current.clear();
+        let d = decide_case(&case);
+        let bounds = |tier: Option<usize>| tier
+            .and_then(|t| case.spec.placement.tiers.get(t - 1))
+            .and_then(|t| t.cluster_replicas.as_ref())
+            .or(case.spec.placement.cluster_replicas.as_ref())
+            .and_then(|b| b.max_replicas)
+            .map_or(u64::MAX, |m| m as u64);
+        let room = d.clusters.iter()
+            .filter(|c| role_of(&case, &c.name) == eligibility::Role::Eligible)
+            .fold(0u64, |acc, c| acc.saturating_add(bounds(c.tier)));
+        prop_assert_eq!(d.total(), (case.spec.replicas as u64).min(room), "{:?}", d);
     }
 
     /// Filtered clusters receive nothing: every replica sits on an Eligible cluster, or on a Hold
@@ -952,4 +977,43 @@ fn divided_kept_replica_comes_before_an_unmet_minimum() {
     assert_eq!(first.placement, replicas(&[("a", 1), ("b", 1)]));
     let again = run(&s, &clusters, &first.placement, Rebalance::ToPreferred);
     assert_eq!(again.placement, first.placement);
+}
+
+/// The total comes first (KubeFed's answer): three clusters of `minReplicas: 20, maxReplicas: 20`
+/// and 50 replicas give 20/20/10, the last cluster below its minimum and saying so; before, the
+/// third cluster was dropped whole and 10 replicas went unplaced.
+#[test]
+fn divided_unmet_minimums_never_cost_replicas() {
+    let s =
+        spec("replicas: 50\nplacement:\n  clusterReplicas: {minReplicas: 20, maxReplicas: 20}\n");
+    let d = place(&s, &[aws("a"), aws("b"), gcp("c")]);
+    assert_eq!(d.placement, replicas(&[("a", 20), ("b", 20), ("c", 10)]));
+    assert_eq!(d.outcome, Outcome::Satisfied);
+    assert_eq!(
+        reason(&d, "c"),
+        "all clusters: 10, below its minReplicas 20: the more preferred clusters' minimums come first"
+    );
+    let d = place(
+        &spec("replicas: 30\nplacement:\n  clusterReplicas: {minReplicas: 20}\n"),
+        &[aws("a"), aws("b"), gcp("c")],
+    );
+    assert_eq!(d.placement, replicas(&[("a", 20), ("b", 10)]));
+    assert!(
+        reason(&d, "c").ends_with(
+            "below its minReplicas 20: the more preferred clusters' minimums take every replica"
+        ),
+        "{}",
+        reason(&d, "c")
+    );
+}
+
+/// Failover: the active tier keeps what it can hold instead of dropping a cluster whose minimum
+/// does not fit and spilling to the next tier.
+#[test]
+fn failover_unmet_minimum_stays_in_the_active_tier() {
+    let s = spec(
+        "replicas: 8\nplacement:\n  mode: Failover\n  clusterReplicas: {minReplicas: 5, maxReplicas: 5}\n  tiers:\n    - providers: [aws]\n    - providers: [gcp]\n",
+    );
+    let d = place(&s, &[aws("a"), aws("b"), gcp("c")]);
+    assert_eq!(d.placement, replicas(&[("a", 5), ("b", 3)]));
 }
