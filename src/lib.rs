@@ -5,6 +5,7 @@
 //! - [`cli`]: the `bascule` command line (one argument struct per command).
 //! - [`controller`]: the wiring: hub watches, member fan-out, reconcile, status and Events.
 //! - [`health`]: per-cluster health state machine with hysteresis (pure).
+//! - [`hub`]: the one status writer for both kinds (bounded, latest-only for members).
 //! - [`members`]: connections to member clusters (kubeconfig Secrets, vetted).
 //! - [`metrics`], [`http`]: Prometheus metrics and the `/metrics` `/livez` `/readyz` endpoints.
 //! - [`placement`]: the pure placement engine (no client, no clock, no randomness).
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod controller;
 pub mod health;
 pub mod http;
+pub mod hub;
 pub mod kubectl;
 pub mod members;
 pub mod metrics;

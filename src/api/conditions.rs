@@ -36,7 +36,8 @@ impl Desired {
             type_,
             status,
             reason: reason.into(),
-            message: message.into(),
+            // Messages often carry a member's error text: bounded and scrubbed, always.
+            message: super::text::clean(&message.into(), super::text::MAX_MESSAGE),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod labels {
 }
 pub mod manifest;
 pub mod member_cluster;
+pub mod text;
 pub mod validation;
 pub mod workload;
 

@@ -87,23 +87,12 @@ fn event(
         type_: Some(format!("{kind:?}")),
         reason: Some(reason.to_string()),
         action: Some(action.to_string()),
-        note: Some(truncate(note, MAX_NOTE)),
+        note: Some(crate::api::text::clean(note, MAX_NOTE)),
         regarding: Some(regarding.clone()),
         reporting_controller: Some(REPORTING_CONTROLLER.to_string()),
         reporting_instance: Some(instance.to_string()),
         ..Event::default()
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max - '…'.len_utf8();
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -129,7 +118,5 @@ mod tests {
         assert_eq!(e.metadata.name.as_deref(), Some("web.0"));
         assert_eq!(e.type_.as_deref(), Some("Warning"));
         assert!(e.note.as_ref().unwrap().len() <= MAX_NOTE);
-        assert_eq!(truncate("ééé", 5), "é…");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 }

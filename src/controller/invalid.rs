@@ -19,9 +19,9 @@ use kube::core::error_boundary::InvalidObject;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
+use super::cleanup::remove_everywhere;
+use super::context::{Context, Error, FINALIZER};
 use super::events::Kind;
-use super::reconcile::{Context, Error, FINALIZER, remove_everywhere};
-use crate::api::FIELD_MANAGER;
 use crate::api::MultiCloudWorkload;
 use crate::api::conditions::{Desired, merge};
 use crate::policy::reasons::ProblemReason;
@@ -111,20 +111,8 @@ pub async fn reconcile(object: &InvalidObject, ctx: &Context) -> Result<Action, 
         .await;
     // A merge patch, not an apply: an apply of these two fields alone would drop the rest of
     // the status (the placement in force), which the fixed object needs back.
-    let patch = json!({"status": {"observedGeneration": generation, "conditions": conditions}});
-    api.patch_status(
-        &name,
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| Error::Hub {
-        what: "write status",
-        source,
-    })?;
+    let fields = json!({"observedGeneration": generation, "conditions": conditions});
+    crate::hub::status::merge(&api, &name, &fields).await?;
     Ok(Action::await_change())
 }
 

@@ -22,7 +22,6 @@ use super::detect::NodeFacts;
 use super::pool::MemberPool;
 use super::probe::{self, ProbeReport};
 use super::status::{self, MemberFacts};
-use super::writer;
 use crate::api::{ClusterHealth, Connection, MemberCluster, MemberClusterStatus};
 use crate::health::{HealthTracker, Probe};
 use crate::placement::ClusterSnapshot;
@@ -71,7 +70,12 @@ pub fn start(
     let (statuses, to_write) = watch::channel(None);
     let member = Member::new(owner, &first, statuses);
     ctx.pool.claim(owner, member.snapshot(&first.cluster));
-    let writer = writer::write_statuses(ctx.hub.clone(), member.name.clone(), to_write);
+    // Apart from the probe loop: a slow or frozen hub delays status writes, never probes.
+    let writer = crate::hub::status::write_latest(
+        kube::Api::<crate::api::MemberCluster>::all(ctx.hub.clone()),
+        member.name.clone(),
+        to_write,
+    );
     async move {
         // The writer ends when the probe loop ends and drops its sender.
         tokio::join!(run(ctx, member, first, input), writer);

@@ -12,7 +12,6 @@
 //! - [`detect`]: node counts, allocatable capacity, provider and region from the nodes (pure).
 //! - [`status`]: the MemberCluster status and when it is worth a write (pure).
 //! - [`member`]: one member's task (connection, probe schedule, health, status to write).
-//! - [`writer`]: the status writes of one member, apart from its probes.
 //! - [`supervisor`]: the hub watches and the set of member tasks.
 //! - [`pool`]: what the controller reads.
 //!
@@ -29,7 +28,6 @@ pub mod probe;
 pub mod providers;
 pub mod status;
 pub mod supervisor;
-pub mod writer;
 
 pub use connection::{ConnectionError, ConnectionOptions};
 pub use pool::{MemberEvent, MemberPool, ProbeStats};

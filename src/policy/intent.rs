@@ -10,10 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::moves::{self, Admission, Move, MoveKind};
-use super::reasons::ProblemReason;
+use super::reasons::{Problem, ProblemReason};
 use super::rebalance::Why;
 use super::request::{Decided, placement_in_force};
-use super::status::Problem;
 use crate::api::MultiCloudWorkload;
 use crate::api::workload::FailoverRecord;
 use crate::placement::{Decision, Rebalance};

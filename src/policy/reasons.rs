@@ -4,6 +4,16 @@
 //! Flux's CEL expressions report a blocking reason as Degraded, a transient one as Progressing).
 //! A test keeps those checks in step with this list.
 
+/// Something that kept a cluster from holding what it should: an object another owner holds, a
+/// template that does not render, a member API error. Shown in the `Degraded` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// A CamelCase condition reason, e.g. `OwnershipConflict`.
+    pub reason: ProblemReason,
+    /// A sentence that names the cluster and the object.
+    pub message: String,
+}
+
 /// Why a workload is not where it should be, as a condition reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProblemReason {

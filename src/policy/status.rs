@@ -8,7 +8,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::intent::Intent;
 use super::moves;
-use super::reasons::ProblemReason;
+use super::reasons::Problem;
 use super::request::fresh_failback_request;
 use crate::api::conditions::{Desired, merge};
 use crate::api::workload::{
@@ -22,16 +22,6 @@ pub use crate::sync::observe::MemberReplicas;
 
 /// Per cluster: the observation, or `None` when the member could not be asked.
 pub type Observations = BTreeMap<String, Option<MemberReplicas>>;
-
-/// Something that kept a cluster from holding what it should: an object another owner holds, a
-/// template that does not render, a member API error. Shown in the `Degraded` condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// A CamelCase condition reason, e.g. `OwnershipConflict`.
-    pub reason: ProblemReason,
-    /// A sentence that names the cluster and the object.
-    pub message: String,
-}
 
 /// The whole status of `workload` after a reconcile carried out `intent`: rows, totals and
 /// conditions from the decision and what the members report, the kinds placed, the move record
@@ -354,6 +344,7 @@ fn first_note(d: &Decision, fallback: &str) -> String {
 mod tests {
     use super::*;
     use crate::placement::{ClusterSnapshot, Rebalance, Replicas, Request, decide};
+    use crate::policy::reasons::ProblemReason;
     use k8s_openapi::jiff::SignedDuration;
 
     /// [`build`] without provider annotations (most tests need none).

@@ -92,38 +92,10 @@ impl ProviderError {
     }
 }
 
-/// Cuts long unbroken words (tokens, signatures, keys) from a provider's message, and anything
-/// that looks like an AWS secret or session token, to be safe: provider messages quote request
-/// ids and ARNs, which stay, but never need to quote a credential.
+/// A provider's message made safe to show (request ids and ARNs stay, credentials never): see
+/// [`crate::api::text`].
 pub fn scrub(message: &str) -> String {
-    let message: String = message.chars().take(600).collect();
-    message
-        .split_inclusive(char::is_whitespace)
-        .map(|w| {
-            let word = w.trim_end();
-            let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-            let secretish = bare.len() > 100
-                || bare.starts_with("ya29.")
-                || bare.starts_with("k8s-aws-v1.")
-                || bare.starts_with("eyJ")
-                || ((40..=100).contains(&bare.len()) && looks_like_key(bare));
-            if secretish {
-                w.replacen(word, "[redacted]", 1)
-            } else {
-                w.to_string()
-            }
-        })
-        .collect()
-}
-
-/// A 40-character AWS secret access key (or similar key material): base64 characters only, with
-/// upper- and lowercase letters and digits mixed. ARNs, ids and paths have ':' or '.' in them.
-fn looks_like_key(word: &str) -> bool {
-    word.chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
-        && word.chars().any(|c| c.is_ascii_uppercase())
-        && word.chars().any(|c| c.is_ascii_lowercase())
-        && word.chars().any(|c| c.is_ascii_digit())
+    crate::api::text::clean(message, 600)
 }
 
 /// Settings and credentials shared by every member of one kind: the AWS configuration and the
