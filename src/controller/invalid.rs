@@ -57,7 +57,10 @@ pub async fn reconcile(object: &InvalidObject, ctx: &Context) -> Result<Action, 
         let Some(at) = finalizers.iter().position(|f| f == FINALIZER) else {
             return Ok(Action::await_change());
         };
-        remove_everywhere(ctx, &namespace, &uid, &placed_kinds(&raw)).await?;
+        let abandoned = remove_everywhere(ctx, &namespace, &uid, &placed_kinds(&raw)).await?;
+        if !abandoned.is_empty() {
+            tracing::warn!(workload = %format!("{namespace}/{name}"), ?abandoned, "deleted; members refuse for good to remove these kinds");
+        }
         // As kube's finalizer helper does: remove our entry only if it is still where we saw it.
         let patch: json_patch::Patch = serde_json::from_value(json!([
             {"op": "test", "path": format!("/metadata/finalizers/{at}"), "value": FINALIZER},

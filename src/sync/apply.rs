@@ -35,6 +35,10 @@ pub struct Report {
     pub conflicts: Vec<(ObjectKey, String)>,
     /// `apiVersion/kind` of the workload's objects present in the member after the sync.
     pub kinds: BTreeSet<String>,
+    /// In a removal (nothing rendered): kinds whose objects the member refuses for good to
+    /// list or delete (not served, cluster-scoped, forbidden), with why. Retrying cannot help,
+    /// so the removal goes on without them instead of failing forever.
+    pub abandoned: Vec<(String, String)>,
 }
 
 /// Why a member could not be synced.
@@ -53,6 +57,18 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// The member refuses this for good: the kind is not served (discovery found no such group,
+    /// version or kind), is cluster-scoped, or the member identity may not read it. Transport
+    /// errors, timeouts and 5xx are not permanent.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SyncError::ClusterScoped { .. } => true,
+            SyncError::UnknownKind { source, .. } | SyncError::Api { source, .. } => {
+                permanent(source)
+            }
+        }
+    }
+
     /// A short, bounded label for metrics and Event reasons.
     pub fn category(&self) -> &'static str {
         match self {
@@ -206,9 +222,19 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
     let mut report = Report::default();
     let mut all_kinds: BTreeSet<String> = kinds.clone();
     all_kinds.extend(rendered.iter().map(type_key));
+    // Nothing rendered: only removal, which must complete whatever the member refuses for good.
+    let removal = rendered.is_empty();
     let mut resources = BTreeMap::new();
     for k in &all_kinds {
-        resources.insert(k.clone(), cache.resource(cluster, client, k).await?);
+        match cache.resource(cluster, client, k).await {
+            Ok(r) => {
+                resources.insert(k.clone(), r);
+            }
+            Err(e) if removal && e.is_permanent() => {
+                report.abandoned.push((k.clone(), e.to_string()))
+            }
+            Err(e) => return Err(e),
+        }
     }
     if !rendered.is_empty() {
         cache.ensure_namespace(cluster, client, namespace).await?;
@@ -220,13 +246,21 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
     let owned = ListParams::default().labels(&format!("{}={workload_uid}", labels::WORKLOAD_UID));
     for (k, resource) in &resources {
         let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
-        let list = api
-            .list_metadata(&owned)
-            .await
-            .map_err(|source| SyncError::Api {
-                what: format!("list {k}"),
-                source,
-            })?;
+        let list = match api.list_metadata(&owned).await {
+            Ok(list) => list,
+            Err(source) if removal && permanent(&source) => {
+                report
+                    .abandoned
+                    .push((k.clone(), format!("list {k}: {source}")));
+                continue;
+            }
+            Err(source) => {
+                return Err(SyncError::Api {
+                    what: format!("list {k}"),
+                    source,
+                });
+            }
+        };
         for item in list.items {
             let key = ObjectKey {
                 api_version: resource.api_version.clone(),
@@ -307,6 +341,12 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
                 match api.delete(&key.name, &dp).await {
                     Ok(_) => report.deleted += 1,
                     Err(KubeError::Api(s)) if s.code == 404 || s.code == 409 => {}
+                    Err(source) if removal && permanent(&source) => {
+                        report
+                            .abandoned
+                            .push((t.clone(), format!("delete {key}: {source}")));
+                        report.kinds.insert(t);
+                    }
                     Err(source) => {
                         report.kinds.insert(t);
                         return Err(SyncError::Api {
@@ -319,6 +359,15 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
         }
     }
     Ok(report)
+}
+
+/// A member's answer that a retry cannot change: 403, 404, or discovery's "no such kind".
+fn permanent(e: &KubeError) -> bool {
+    match e {
+        KubeError::Api(s) => s.code == 403 || s.code == 404,
+        KubeError::Discovery(_) => true,
+        _ => false,
+    }
 }
 
 /// `apiVersion/kind`, e.g. `apps/v1/Deployment`, `v1/Service`.
@@ -384,5 +433,38 @@ mod tests {
         assert_ne!(rendered_hash(&d), rendered_hash(&e));
         set_annotation(&mut e, RENDERED_HASH, "abc");
         assert_eq!(e["metadata"]["annotations"][RENDERED_HASH], "abc");
+    }
+}
+
+#[cfg(test)]
+mod permanence_tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api(code: u16) -> KubeError {
+        KubeError::Api(Status::failure("x", "y").with_code(code).boxed())
+    }
+
+    /// What ends a removal of a kind for good, and what keeps the finalizer for a retry.
+    #[test]
+    fn permanent_refusals_and_transient_errors() {
+        assert!(permanent(&api(403)));
+        assert!(permanent(&api(404)));
+        assert!(!permanent(&api(500)));
+        assert!(!permanent(&api(429)));
+        assert!(permanent(&KubeError::Discovery(
+            kube::error::DiscoveryError::MissingKind("Widget".into())
+        )));
+        assert!(
+            SyncError::ClusterScoped {
+                kind: "node.k8s.io/v1/RuntimeClass".into()
+            }
+            .is_permanent()
+        );
+        let transient = SyncError::Api {
+            what: "list".into(),
+            source: api(503),
+        };
+        assert!(!transient.is_permanent());
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! | trial | asserts |
 //! |---|---|
+//! | `deletion_completes_with_kinds_members_refuse` | a placed workload changed to also hold a kind the members do not serve (`example.com/v1 Widget`, 404), a cluster-scoped kind (`node.k8s.io/v1 RuntimeClass`) and a kind the member identity may not touch (`batch/v1 Job`, 403) is deleted: gone from the hub within 60 s (it used to stay Terminating), its Deployment and ConfigMap removed from the members, a Warning Event `ObjectsAbandoned` names the three kinds |
 //! | `unreadable_workload_affects_only_itself` | a placed workload turned unreadable (`maxReplicas: 2147483648`, stored while the CRD had no maximum, as before this release) is reported (Stalled, reason InvalidSpec, the field named; a Warning Event) and its member objects are left untouched; meanwhile other workloads are created, placed, failed over (eks-use1 stopped) and deleted, also after an operator restart (which used to serve no workload at all); deleting the unreadable one removes its objects from the members and completes |
 
 use std::collections::BTreeMap;
@@ -33,17 +34,105 @@ const POLL: Duration = Duration::from_millis(200);
 const TOO_BIG: i64 = 2_147_483_648;
 
 pub fn trials(_: &Topology) -> Vec<Trial> {
-    vec![trial(
-        "tenancy::unreadable_workload_affects_only_itself",
-        |h| async move {
-            let options = FleetOptions {
-                group: "tenancy",
-                ..FleetOptions::new("unreadable")
-            }
-            .success_threshold(1);
-            Fleet::run(h, options, unreadable_workload).await
+    vec![
+        trial(
+            "tenancy::deletion_completes_with_kinds_members_refuse",
+            |h| async move {
+                let options = FleetOptions {
+                    group: "tenancy",
+                    ..FleetOptions::new("refused")
+                }
+                .success_threshold(1);
+                Fleet::run(h, options, refused_kinds).await
+            },
+        ),
+        trial(
+            "tenancy::unreadable_workload_affects_only_itself",
+            |h| async move {
+                let options = FleetOptions {
+                    group: "tenancy",
+                    ..FleetOptions::new("unreadable")
+                }
+                .success_threshold(1);
+                Fleet::run(h, options, unreadable_workload).await
+            },
+        ),
+    ]
+}
+
+/// Kinds no retry can remove: not served (404), cluster-scoped, forbidden to the member
+/// identity (403, deploy/member-rbac.yaml does not grant Jobs).
+async fn refused_kinds(fx: &mut Fleet) -> TestResult {
+    fx.create_workload("refused", failover("refused")).await?;
+    wait_placed_on(fx, "refused", &fx.mc(EKS), PLACED_WITHIN).await?;
+    let uid = fx.workload("refused").await?.uid().ok_or("no uid")?;
+    ensure!(
+        !member_objects(fx, &uid).await?.is_empty(),
+        "refused has no objects in the members"
+    );
+    let mut manifests = small_manifests("refused");
+    let more = manifests.as_array_mut().ok_or("manifests")?;
+    more.push(
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "refused"}}),
+    );
+    more.push(json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "refused"}, "handler": "runc"}));
+    more.push(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "refused"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}));
+    fx.workloads()
+        .patch(
+            "refused",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"manifests": manifests}}})),
+        )
+        .await?;
+    // Let the operator meet the new template (it cannot place it) before the deletion.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deleted = std::time::Instant::now();
+    fx.workloads()
+        .delete("refused", &DeleteParams::default())
+        .await?;
+    fx.until(
+        "refused gone from the hub",
+        DELETED_WITHIN,
+        POLL,
+        async || match fx.workloads().get_opt("refused").await {
+            Ok(None) => Ok(()),
+            Ok(Some(w)) => Err(format!(
+                "still there, finalizers {:?}",
+                w.metadata.finalizers
+            )),
+            Err(e) => Err(e.to_string()),
         },
-    )]
+    )
+    .await?;
+    println!(
+        "refused: gone from the hub {:.1} s after its deletion",
+        deleted.elapsed().as_secs_f64()
+    );
+    let left = member_objects(fx, &uid).await?;
+    ensure!(
+        left.is_empty(),
+        "refused's objects left in the members: {left:?}"
+    );
+    let events = fx.events(&uid).await?;
+    let abandoned = events
+        .iter()
+        .find(|e| e.reason == "ObjectsAbandoned")
+        .ok_or_else(|| format!("no ObjectsAbandoned Event: {events:?}"))?;
+    for kind in [
+        "example.com/v1/Widget",
+        "node.k8s.io/v1/RuntimeClass",
+        "batch/v1/Job",
+    ] {
+        ensure!(
+            abandoned.note.contains(kind),
+            "the Event does not name {kind}: {}",
+            abandoned.note
+        );
+    }
+    ensure!(abandoned.type_ == "Warning", "{abandoned:?}");
+    fx.alive()?;
+    Ok(())
 }
 
 async fn unreadable_workload(fx: &mut Fleet) -> TestResult {
