@@ -429,6 +429,8 @@ mod msg {
     pub const NO_NAMESPACE: &str = "spec.template.manifests: remove metadata.namespace; objects are placed in the MultiCloudWorkload's own namespace";
     pub const UNIQUE_MANIFESTS: &str =
         "spec.template.manifests has two objects of the same kind and name; keep one";
+    pub const KIND_CASE: &str = "spec.template.manifests: kind must be written as the API serves it, in CamelCase (Deployment, not deployment)";
+    pub const PATCH_IDENTITY: &str = "spec.overrides[].manifests[].jsonPatch[].path must not rewrite kind, apiVersion or metadata.name: an override changes an object, never which object it is";
     pub const CLUSTER_SCOPED: &str = "spec.template.manifests: cluster-scoped kinds (Namespace, ClusterRole, CustomResourceDefinition, …) cannot be placed by a namespaced workload; install them in the members separately";
     pub const TIER_NAMES: &str =
         "spec.placement.tiers has two tiers with the same name; names must be unique";
@@ -815,6 +817,47 @@ fn bad_workloads() -> Vec<Bad> {
             }),
             "spec.template.manifests",
             msg::CLUSTER_SCOPED,
+        ),
+        Bad {
+            case: "a kind in lower case (a Namespace spelled namespace)",
+            kind: MCW,
+            object: with(f(), |o| {
+                set(
+                    o,
+                    "/spec/template/manifests/-",
+                    json!({"apiVersion": "v1", "kind": "namespace", "metadata": {"name": "shop"}}),
+                )
+            }),
+            expected: vec![
+                v("spec.template.manifests", msg::KIND_CASE),
+                v("spec.template.manifests", msg::CLUSTER_SCOPED),
+            ],
+        },
+        bad(
+            "a cluster-scoped kind in capitals",
+            MCW,
+            with(f(), |o| {
+                set(
+                    o,
+                    "/spec/template/manifests/-",
+                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "CLUSTERROLE", "metadata": {"name": "x"}}),
+                )
+            }),
+            "spec.template.manifests",
+            msg::CLUSTER_SCOPED,
+        ),
+        bad(
+            "jsonPatch rewriting kind",
+            MCW,
+            with(f(), |o| {
+                set(
+                    o,
+                    "/spec/overrides/1/manifests/0/jsonPatch/1/path",
+                    json!("/kind"),
+                )
+            }),
+            "spec.overrides[1].manifests[0].jsonPatch[1].path",
+            msg::PATCH_IDENTITY,
         ),
         bad(
             "a ClusterRole in the template",

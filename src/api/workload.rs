@@ -81,7 +81,8 @@ pub struct WorkloadTemplate {
     // (`bascule plan`, `validation::check`) only knows the escaped name, and never fired on it.
     #[x_kube(validation = Rule::new("self.all(m, !has(m.metadata.__namespace__))").message("spec.template.manifests: remove metadata.namespace; objects are placed in the MultiCloudWorkload's own namespace"))]
     #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.kind == m.kind && n.metadata.name == m.metadata.name))").message("spec.template.manifests has two objects of the same kind and name; keep one"))]
-    #[x_kube(validation = Rule::new("self.all(m, !(m.kind in ['Namespace', 'Node', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PersistentVolume', 'StorageClass', 'PriorityClass', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration']))").message("spec.template.manifests: cluster-scoped kinds (Namespace, ClusterRole, CustomResourceDefinition, …) cannot be placed by a namespaced workload; install them in the members separately"))]
+    #[x_kube(validation = Rule::new("self.all(m, m.kind.matches('^[A-Z][a-zA-Z0-9]*$'))").message("spec.template.manifests: kind must be written as the API serves it, in CamelCase (Deployment, not deployment)"))]
+    #[x_kube(validation = Rule::new("self.all(m, !m.kind.matches('^(?i)(namespace|node|clusterrole|clusterrolebinding|customresourcedefinition|persistentvolume|storageclass|priorityclass|mutatingwebhookconfiguration|validatingwebhookconfiguration)$'))").message("spec.template.manifests: cluster-scoped kinds (Namespace, ClusterRole, CustomResourceDefinition, …) cannot be placed by a namespaced workload; install them in the members separately"))]
     #[schemars(length(min = 1, max = 32))]
     pub manifests: Vec<Manifest>,
 }
@@ -414,6 +415,7 @@ pub struct PatchOperation {
     pub op: PatchOp,
     /// JSON pointer, for example `/spec/template/spec/nodeSelector`.
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("spec.overrides[].manifests[].jsonPatch[].path must be a JSON pointer starting with '/'"))]
+    #[x_kube(validation = Rule::new("!(self in ['/', '/kind', '/apiVersion', '/metadata', '/metadata/name'])").message("spec.overrides[].manifests[].jsonPatch[].path must not rewrite kind, apiVersion or metadata.name: an override changes an object, never which object it is"))]
     #[x_kube(validation = Rule::new("!self.startsWith('/metadata/namespace') && !self.startsWith('/metadata/labels/bascule.dev') && !self.startsWith('/spec/replicas')").message("spec.overrides[].manifests[].jsonPatch[].path must not touch metadata.namespace, Bascule's own labels or spec.replicas"))]
     #[schemars(length(max = 1024))]
     pub path: String,

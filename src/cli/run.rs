@@ -22,6 +22,10 @@ pub struct RunArgs {
     /// is on the network path.
     #[arg(long)]
     allow_insecure_member_connections: bool,
+    /// Pod Security admission level set (enforce and warn) on the namespaces Bascule creates in
+    /// members; namespaces that exist already are left as they are.
+    #[arg(long, default_value = "baseline", value_parser = ["none", "privileged", "baseline", "restricted"])]
+    member_namespace_pod_security: String,
     /// Workloads reconciled at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -70,6 +74,10 @@ impl RunArgs {
                 ..ConnectionOptions::default()
             },
             concurrency: self.concurrency,
+            pod_security: self
+                .member_namespace_pod_security
+                .parse()
+                .expect("clap allows only the values PodSecurity parses"),
             instance,
             failover_starts_per_second: self.failover_starts_per_second,
             http_addr: self.http_addr,

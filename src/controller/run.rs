@@ -39,6 +39,8 @@ pub struct Options {
     pub http_addr: Option<SocketAddr>,
     /// The Lease to hold before doing anything; none: run at once (a single replica).
     pub lease_name: Option<String>,
+    /// Pod Security level of the namespaces Bascule creates in members.
+    pub pod_security: crate::sync::apply::PodSecurity,
 }
 
 /// Why the controller stopped.
@@ -129,7 +131,7 @@ pub async fn run(
         hub: hub.clone(),
         pool: pool.clone(),
         observer,
-        cache: MemberCache::default(),
+        cache: MemberCache::new(opts.pod_security),
         events: Events::new(hub.clone(), opts.instance.clone()),
         started: std::time::Instant::now(),
         failover_starts: governor::RateLimiter::direct(governor::Quota::per_second(

@@ -83,9 +83,67 @@ impl SyncError {
     }
 }
 
+/// The Pod Security admission level Bascule sets on the namespaces it creates in members
+/// (`pod-security.kubernetes.io/enforce` and `warn`): `privileged`, `baseline` or `restricted`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PodSecurity {
+    /// No label: the member's default applies (usually privileged).
+    None,
+    Privileged,
+    #[default]
+    Baseline,
+    Restricted,
+}
+
+impl PodSecurity {
+    /// The label value, or `None` for no label.
+    pub fn level(self) -> Option<&'static str> {
+        match self {
+            PodSecurity::None => None,
+            PodSecurity::Privileged => Some("privileged"),
+            PodSecurity::Baseline => Some("baseline"),
+            PodSecurity::Restricted => Some("restricted"),
+        }
+    }
+}
+
+impl std::str::FromStr for PodSecurity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(PodSecurity::None),
+            "privileged" => Ok(PodSecurity::Privileged),
+            "baseline" => Ok(PodSecurity::Baseline),
+            "restricted" => Ok(PodSecurity::Restricted),
+            other => Err(format!(
+                "{other:?}: expected none, privileged, baseline or restricted"
+            )),
+        }
+    }
+}
+
+/// The labels of a namespace Bascule creates in a member.
+pub fn namespace_labels(pod_security: PodSecurity) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([(
+        labels::MANAGED_BY.to_string(),
+        labels::MANAGED_BY_VALUE.to_string(),
+    )]);
+    if let Some(level) = pod_security.level() {
+        for mode in ["enforce", "warn"] {
+            labels.insert(
+                format!("pod-security.kubernetes.io/{mode}"),
+                level.to_string(),
+            );
+        }
+    }
+    labels
+}
+
 /// Discovery and namespace knowledge per member, kept across reconciles.
 #[derive(Clone, Default)]
 pub struct MemberCache {
+    /// Pod Security level of the namespaces this process creates.
+    pod_security: PodSecurity,
     kinds: Arc<Mutex<HashMap<(String, String), ApiResource>>>,
     namespaces: Arc<Mutex<BTreeSet<(String, String)>>>,
     /// (cluster, workload UID) → fingerprint of what was last synced there successfully.
@@ -93,6 +151,14 @@ pub struct MemberCache {
 }
 
 impl MemberCache {
+    /// An empty cache whose namespaces get this Pod Security level.
+    pub fn new(pod_security: PodSecurity) -> MemberCache {
+        MemberCache {
+            pod_security,
+            ..MemberCache::default()
+        }
+    }
+
     /// Forgets what is known of `cluster` (its connection was replaced).
     pub fn forget(&self, cluster: &str) {
         lock(&self.kinds).retain(|(c, _), _| c != cluster);
@@ -159,7 +225,7 @@ impl MemberCache {
             .is_some();
         if !exists {
             let ns: Namespace = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": namespace, "labels": {labels::MANAGED_BY: labels::MANAGED_BY_VALUE}}
+                "metadata": {"name": namespace, "labels": namespace_labels(self.pod_security)}
             }))
             .expect("namespace literal");
             let pp = PostParams {
@@ -437,12 +503,27 @@ mod tests {
 }
 
 #[cfg(test)]
-mod permanence_tests {
+mod removal_and_namespace_tests {
     use super::*;
     use kube::core::Status;
 
     fn api(code: u16) -> KubeError {
         KubeError::Api(Status::failure("x", "y").with_code(code).boxed())
+    }
+
+    #[test]
+    fn namespaces_carry_the_pod_security_level() {
+        let l = namespace_labels(PodSecurity::default());
+        assert_eq!(l["pod-security.kubernetes.io/enforce"], "baseline");
+        assert_eq!(l["pod-security.kubernetes.io/warn"], "baseline");
+        assert_eq!(l[labels::MANAGED_BY], labels::MANAGED_BY_VALUE);
+        let none = namespace_labels(PodSecurity::None);
+        assert!(
+            !none.keys().any(|k| k.starts_with("pod-security")),
+            "{none:?}"
+        );
+        assert_eq!("restricted".parse(), Ok(PodSecurity::Restricted));
+        assert!("Baseline".parse::<PodSecurity>().is_err());
     }
 
     /// What ends a removal of a kind for good, and what keeps the finalizer for a retry.

@@ -2,14 +2,14 @@
 //!
 //! | trial | asserts |
 //! |---|---|
-//! | `deletion_completes_with_kinds_members_refuse` | a placed workload changed to also hold a kind the members do not serve (`example.com/v1 Widget`, 404), a cluster-scoped kind (`node.k8s.io/v1 RuntimeClass`) and a kind the member identity may not touch (`batch/v1 Job`, 403) is deleted: gone from the hub within 60 s (it used to stay Terminating), its Deployment and ConfigMap removed from the members, a Warning Event `ObjectsAbandoned` names the three kinds |
+//! | `deletion_completes_with_kinds_members_refuse` | the member namespace Bascule created carries `pod-security.kubernetes.io/enforce` and `warn` = `baseline` (the default); a placed workload changed to also hold a kind the members do not serve (`example.com/v1 Widget`, 404), a cluster-scoped kind (`node.k8s.io/v1 RuntimeClass`) and a kind the member identity may not touch (`batch/v1 Job`, 403) is deleted: gone from the hub within 60 s (it used to stay Terminating), its Deployment and ConfigMap removed from the members, a Warning Event `ObjectsAbandoned` names the three kinds |
 //! | `unreadable_workload_affects_only_itself` | a placed workload turned unreadable (`maxReplicas: 2147483648`, stored while the CRD had no maximum, as before this release) is reported (Stalled, reason InvalidSpec, the field named; a Warning Event) and its member objects are left untouched; meanwhile other workloads are created, placed, failed over (eks-use1 stopped) and deleted, also after an operator restart (which used to serve no workload at all); deleting the unreadable one removes its objects from the members and completes |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -66,6 +66,20 @@ async fn refused_kinds(fx: &mut Fleet) -> TestResult {
     fx.create_workload("refused", failover("refused")).await?;
     wait_placed_on(fx, "refused", &fx.mc(EKS), PLACED_WITHIN).await?;
     let uid = fx.workload("refused").await?.uid().ok_or("no uid")?;
+    // The member namespace Bascule created carries the default Pod Security level.
+    let ns = Api::<Namespace>::all(fx.member(EKS))
+        .get(&fx.app_ns)
+        .await?;
+    let labels = ns.metadata.labels.unwrap_or_default();
+    for mode in ["enforce", "warn"] {
+        let key = format!("pod-security.kubernetes.io/{mode}");
+        ensure!(
+            labels.get(&key).map(String::as_str) == Some("baseline"),
+            "namespace {} in {EKS}: {key} is {:?}, labels {labels:?}",
+            fx.app_ns,
+            labels.get(&key)
+        );
+    }
     ensure!(
         !member_objects(fx, &uid).await?.is_empty(),
         "refused has no objects in the members"
