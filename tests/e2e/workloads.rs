@@ -1044,6 +1044,7 @@ async fn idle(fx: &mut Fleet) -> TestResult {
 
     let versions_before = fx.hub_versions().await?;
     let before = scrape_all(&clusters).await?;
+    let started_at = k8s_openapi::jiff::Timestamp::now();
     let t0 = Instant::now();
     println!(
         "idle window: {} s (BASCULE_E2E_IDLE_SECONDS)",
@@ -1089,6 +1090,35 @@ async fn idle(fx: &mut Fleet) -> TestResult {
         failures.push(format!(
             "the hub saw {hub_leases} lease writes against at most {member_max} on a member: something on the hub (the operator?) renews a Lease"
         ));
+    }
+    // The operator's own Events (none may be made while idle): POST events are background in the
+    // counts above, because the members' and the hub's components post some after a stall.
+    let own: Vec<String> = Api::<k8s_openapi::api::events::v1::Event>::all(fx.hub.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reporting_controller.as_deref()
+                == Some(bascule::controller::events::REPORTING_CONTROLLER)
+        })
+        .filter(|e| {
+            e.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|t| t.0 >= started_at)
+        })
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default()
+            )
+        })
+        .collect();
+    println!("Events by the operator in the window: {own:?}");
+    if !own.is_empty() {
+        failures.push(format!("the operator made Events: {own:?}"));
     }
     if versions_before != versions_after {
         failures.push(format!(

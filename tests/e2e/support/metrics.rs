@@ -19,7 +19,8 @@
 //! components — at rest only [`is_background_write`]: lease renewals (`PUT leases`: the
 //! controller-manager's and scheduler's leader election and the apiserver's identity lease,
 //! 330 in 300 s on an idle member) and kwok's node heartbeats (`PATCH nodes/status`, 42 in
-//! 300 s with 3 nodes) — or from the operator. Measured on idle harness clusters over 300 s
+//! 300 s with 3 nodes), and Events the components post after a machine stall (leader election,
+//! node lifecycle; `POST events`, seen 1–3 in 300 s on a busy machine) — or from the operator. Measured on idle harness clusters over 300 s
 //! (a hub with the CRDs, a member with a Deployment and a Service): nothing else was written.
 //! So "no write by the operator" is "no write outside the background", which also catches
 //! writes to resources nobody expected the operator to touch. The one blind spot is leases (an
@@ -86,6 +87,10 @@ impl fmt::Display for RequestKey {
 /// Writes the cluster's own components make at rest: lease renewals and kwok's node heartbeats.
 pub fn is_background_write(k: &RequestKey) -> bool {
     (k.verb == "PUT" && k.group == "coordination.k8s.io" && k.resource == "leases")
+        // Components post Events too (leader election lost during a machine stall, node
+        // lifecycle): Events are counted as background, and the operator's own Events, which it
+        // writes only on the hub, are checked by listing them (workloads::idle_operator_writes_nothing).
+        || (k.verb == "POST" && k.resource == "events")
         || (k.verb == "PATCH"
             && k.group.is_empty()
             && k.resource == "nodes"
