@@ -36,6 +36,12 @@ pub struct MoveLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HeldLabels {
+    /// `paused` or `budget`.
+    pub reason: String,
+}
+
 /// Every metric the operator exports, shared by cheap clones.
 #[derive(Clone)]
 pub struct Metrics {
@@ -44,6 +50,8 @@ pub struct Metrics {
     pub reconcile_seconds: Histogram,
     pub member_health: Family<HealthLabels, Gauge>,
     pub moves: Family<MoveLabels, Counter>,
+    pub moves_held: Family<HeldLabels, Counter>,
+    pub moves_paused: Gauge,
     pub leader: Gauge,
 }
 
@@ -77,6 +85,18 @@ impl Metrics {
         );
         let moves = Family::<MoveLabels, Counter>::default();
         registry.register("moves", "Failovers and failbacks started", moves.clone());
+        let moves_held = Family::<HeldLabels, Counter>::default();
+        registry.register(
+            "moves_held",
+            "Reconciles that kept the placement in force although the engine would move replicas, by reason (paused, budget)",
+            moves_held.clone(),
+        );
+        let moves_paused = Gauge::default();
+        registry.register(
+            "moves_paused",
+            "1 while every workload's moves are paused (--pause-moves)",
+            moves_paused.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -89,6 +109,8 @@ impl Metrics {
             reconcile_seconds,
             member_health,
             moves,
+            moves_held,
+            moves_paused,
             leader,
         }
     }
@@ -137,6 +159,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a reconcile that held a move (`paused` or `budget`).
+    pub fn move_held(&self, reason: &str) {
+        self.moves_held
+            .get_or_create(&HeldLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -157,6 +188,8 @@ mod tests {
         m.reconciled("HubApi", 0.2);
         m.set_health("eks-use1", Some(ClusterHealth::Unhealthy));
         m.move_started("failover");
+        m.move_held("paused");
+        m.moves_paused.set(1);
         m.leader.set(1);
         let text = m.encode();
         for line in [
@@ -165,6 +198,8 @@ mod tests {
             "bascule_member_health{cluster=\"eks-use1\",state=\"Unhealthy\"} 1",
             "bascule_member_health{cluster=\"eks-use1\",state=\"Healthy\"} 0",
             "bascule_moves_total{kind=\"failover\"} 1",
+            "bascule_moves_held_total{reason=\"paused\"} 1",
+            "bascule_moves_paused 1",
             "bascule_leader 1",
             "bascule_reconcile_duration_seconds_count 2",
         ] {

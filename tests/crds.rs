@@ -287,6 +287,23 @@ fn good_objects_pass() {
         set(o, "/spec/connection", json!({"eks": eks()}));
         remove(o, "/spec/connection/eks/roleARN");
     });
+    // The RBAC and Secret rules refuse only what they name.
+    let with_role_binding_and_secret = with(failover_workload(), |o| {
+        set(
+            o,
+            "/spec/template/manifests/-",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "reader"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "default"}]}),
+        );
+        set(
+            o,
+            "/spec/template/manifests/-",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                   "type": "Opaque", "stringData": {"k": "v"}}),
+        );
+    });
     for (kind, object) in [
         (MC, member_cluster()),
         (MC, minimal_member_cluster()),
@@ -295,6 +312,7 @@ fn good_objects_pass() {
         (MC, eks_without_role),
         (MCW, failover_workload()),
         (MCW, divided_workload()),
+        (MCW, with_role_binding_and_secret),
     ] {
         let name = object["metadata"]["name"].clone();
         if let Err(violations) = check(kind, &object) {
@@ -432,6 +450,8 @@ mod msg {
     pub const KIND_CASE: &str = "spec.template.manifests: kind must be written as the API serves it, in CamelCase (Deployment, not deployment)";
     pub const PATCH_IDENTITY: &str = "spec.overrides[].manifests[].jsonPatch[].path must not rewrite kind, apiVersion or metadata.name: an override changes an object, never which object it is";
     pub const CLUSTER_SCOPED: &str = "spec.template.manifests: cluster-scoped kinds (Namespace, ClusterRole, CustomResourceDefinition, …) cannot be placed by a namespaced workload; install them in the members separately";
+    pub const SA_TOKEN: &str = "spec.template.manifests: a Secret of type kubernetes.io/service-account-token would mint a token of a member ServiceAccount; it is never placed: use a projected token volume in the pod instead";
+    pub const CLUSTER_ROLE_BINDING: &str = "spec.template.manifests: a RoleBinding may bind only a Role of its own namespace (roleRef.kind: Role), never a ClusterRole such as cluster-admin";
     pub const TIER_NAMES: &str =
         "spec.placement.tiers has two tiers with the same name; names must be unique";
     pub const TIER_SELECTORS: &str = "spec.placement.tiers has two tiers that select the same clusters; the second could never be used: merge them or change one's selector";
@@ -833,6 +853,37 @@ fn bad_workloads() -> Vec<Bad> {
                 v("spec.template.manifests", msg::CLUSTER_SCOPED),
             ],
         },
+        bad(
+            "a service-account-token Secret",
+            MCW,
+            with(f(), |o| {
+                set(
+                    o,
+                    "/spec/template/manifests/-",
+                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t",
+                           "annotations": {"kubernetes.io/service-account.name": "default"}},
+                           "type": "kubernetes.io/service-account-token"}),
+                )
+            }),
+            "spec.template.manifests",
+            msg::SA_TOKEN,
+        ),
+        bad(
+            "a RoleBinding to cluster-admin",
+            MCW,
+            with(f(), |o| {
+                set(
+                    o,
+                    "/spec/template/manifests/-",
+                    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                           "metadata": {"name": "admin"},
+                           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                           "subjects": [{"kind": "ServiceAccount", "name": "default"}]}),
+                )
+            }),
+            "spec.template.manifests",
+            msg::CLUSTER_ROLE_BINDING,
+        ),
         bad(
             "a cluster-scoped kind in capitals",
             MCW,

@@ -1,8 +1,9 @@
 //! A Kubernetes object carried inside a MultiCloudWorkload's template.
 //!
 //! Stored as free-form JSON, but the schema declares the few fields the CEL rules read
-//! (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace`, `spec.replicas`): the API server
-//! hides undeclared fields of a preserve-unknown-fields object from CEL.
+//! (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace`, `spec.replicas`, a Secret's
+//! `type`, a RoleBinding's `roleRef.kind`): the API server hides undeclared fields of a
+//! preserve-unknown-fields object from CEL.
 
 use std::borrow::Cow;
 
@@ -77,6 +78,14 @@ impl JsonSchema for Manifest {
                     "x-kubernetes-preserve-unknown-fields": true,
                     "properties": {
                         "replicas": {"type": "integer", "format": "int32"}
+                    }
+                },
+                "type": {"type": "string", "maxLength": 253},
+                "roleRef": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {
+                        "kind": {"type": "string", "maxLength": 63}
                     }
                 }
             }

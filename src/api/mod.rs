@@ -14,6 +14,9 @@ pub mod labels {
     pub const WORKLOAD_NAMESPACE: &str = "bascule.dev/workload-namespace";
     pub const WORKLOAD_NAME: &str = "bascule.dev/workload-name";
     pub const WORKLOAD_UID: &str = "bascule.dev/workload-uid";
+    /// The hub that placed the object (`bascule run --hub-id`): a member shared by several hubs
+    /// tells their objects apart by it.
+    pub const HUB: &str = "bascule.dev/hub";
 }
 pub mod manifest;
 pub mod member_cluster;

@@ -104,6 +104,99 @@ mod tests {
     }
 
     #[test]
+    fn tenancy_flags_become_the_policy() {
+        use crate::policy::tenancy::{self, Tenancy};
+        let Command::Run(args) = parse(&["run", "--namespace=ops"]) else {
+            panic!("not run")
+        };
+        assert_eq!(args.options("p".into()).tenancy, Tenancy::defaults("ops"));
+        let Command::Run(args) = parse(&[
+            "run",
+            "--also-allowed-kinds=Job.batch,*.example.com",
+            "--allow-rbac",
+            "--denied-namespaces=kube-*,prod-*",
+        ]) else {
+            panic!("not run")
+        };
+        let mut kinds = tenancy::default_kinds();
+        kinds.extend([
+            "Job.batch".parse().unwrap(),
+            "*.example.com".parse().unwrap(),
+        ]);
+        let denied = ["kube-*".parse().unwrap(), "prod-*".parse().unwrap()];
+        assert_eq!(
+            args.options("p".into()).tenancy,
+            Tenancy::new(kinds, true, denied.to_vec())
+        );
+        let Command::Run(args) = parse(&["run", "--allowed-kinds=ConfigMap"]) else {
+            panic!("not run")
+        };
+        assert_eq!(
+            args.options("p".into()).tenancy,
+            Tenancy::new(
+                vec!["ConfigMap".parse().unwrap()],
+                false,
+                tenancy::default_denied_namespaces("bascule-system")
+            )
+        );
+        let bad = Cli::try_parse_from(["bascule", "run", "--allowed-kinds=apps/Deployment"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(bad.contains("Kind.group"), "{bad}");
+    }
+
+    #[test]
+    fn incident_flags() {
+        let Command::Run(args) = parse(&["run", "--pause-moves", "--dry-run"]) else {
+            panic!("not run")
+        };
+        let o = args.options("p".into());
+        assert!(o.pause_moves && o.dry_run);
+        let Command::Run(args) = parse(&["run"]) else {
+            panic!("not run")
+        };
+        let o = args.options("p".into());
+        assert!(!o.pause_moves && !o.dry_run, "both off by default");
+        assert_eq!(o.hub_id, None, "derived from the hub by default");
+        let Command::Run(args) = parse(&["run", "--hub-id=hub-eu.1"]) else {
+            panic!("not run")
+        };
+        assert_eq!(args.options("p".into()).hub_id.as_deref(), Some("hub-eu.1"));
+        for bad in ["-a", "a b", "", &"x".repeat(64)] {
+            assert!(
+                Cli::try_parse_from(["bascule", "run", &format!("--hub-id={bad}")]).is_err(),
+                "{bad:?}"
+            );
+        }
+        // A dry run must never hold the live operator's Lease.
+        let e = Cli::try_parse_from(["bascule", "run", "--dry-run", "--leader-election"])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("--leader-election"), "{e}");
+    }
+
+    /// `--help` lists the default kinds; the list is the code's.
+    #[test]
+    fn the_allowed_kinds_help_names_the_defaults() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let run = cmd.find_subcommand_mut("run").expect("run");
+        let help = run
+            .render_long_help()
+            .to_string()
+            .replace(char::is_whitespace, "");
+        let listed = help
+            .split_once("Default:Deployment")
+            .and_then(|(_, rest)| rest.split_once("--also-allowed-kinds"))
+            .map(|(list, _)| format!("Deployment{}", list.trim_end_matches('.')))
+            .expect("the --allowed-kinds help lists its default");
+        let listed: Vec<&str> = listed.split(',').collect();
+        assert_eq!(listed, crate::policy::tenancy::DEFAULT_ALLOWED_KINDS);
+    }
+
+    #[test]
     fn member_credentials_arguments_become_a_request() {
         let Command::MemberCredentials(args) = parse(&[
             "member-credentials",

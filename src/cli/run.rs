@@ -7,6 +7,7 @@ use clap::ValueEnum;
 use crate::controller::run::{self, Options};
 use crate::members::ConnectionOptions;
 use crate::members::providers::Providers;
+use crate::policy::tenancy::{self, KindPattern, NamespacePattern, Tenancy};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -26,6 +27,41 @@ pub struct RunArgs {
     /// members; namespaces that exist already are left as they are.
     #[arg(long, default_value = "baseline", value_parser = ["none", "privileged", "baseline", "restricted"])]
     member_namespace_pod_security: String,
+    /// Kinds a workload may place, replacing the default list: `Kind` (core group),
+    /// `Kind.group`, or `*.group`, matched case-insensitively. Default: Deployment.apps,
+    /// StatefulSet.apps, Service, ConfigMap, Secret, ServiceAccount,
+    /// HorizontalPodAutoscaler.autoscaling, PodDisruptionBudget.policy,
+    /// Ingress.networking.k8s.io, NetworkPolicy.networking.k8s.io.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    allowed_kinds: Option<Vec<KindPattern>>,
+    /// Kinds a workload may place in addition to --allowed-kinds (same syntax), e.g.
+    /// `Job.batch,*.monitoring.coreos.com`.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    also_allowed_kinds: Vec<KindPattern>,
+    /// Let workloads place Roles and RoleBindings (a RoleBinding only to a Role of its own
+    /// namespace, never to a ClusterRole). Off by default.
+    #[arg(long)]
+    allow_rbac: bool,
+    /// Member namespaces no workload may place into: names, or prefixes ending in `*`.
+    /// Default: `kube-*` and the operator's namespace (--namespace).
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
+    denied_namespaces: Option<Vec<NamespacePattern>>,
+    /// Pause every workload's moves during an incident: placements in force are kept as they
+    /// are (failovers, failbacks and rebalances held; first placements still happen). One
+    /// workload alone: annotate it `bascule.dev/pause-moves=true`.
+    #[arg(long)]
+    pause_moves: bool,
+    /// Decide and report what would be done (logged once per change per workload, "would: …"),
+    /// but write nothing: not to the members, not to the hub (no status, finalizer, Event or
+    /// Lease). Runs beside the live operator to preview a new version or policy.
+    #[arg(long, conflicts_with = "leader_election")]
+    dry_run: bool,
+    /// This hub's id, set as the label `bascule.dev/hub` on everything it places: on a member
+    /// shared by several hubs, each counts, prunes and collects only its own objects. Default:
+    /// the uid of the hub's `kube-system` namespace (unique per cluster, stable). A label value:
+    /// at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric.
+    #[arg(long, env = "BASCULE_HUB_ID", value_parser = hub_id)]
+    hub_id: Option<String>,
     /// Workloads reconciled at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -55,6 +91,19 @@ pub struct RunArgs {
     log_format: LogFormat,
 }
 
+/// A hub id is a label value.
+fn hub_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    ok.then(|| s.to_string()).ok_or_else(|| {
+        format!("{s:?} is not a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+    })
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -64,6 +113,12 @@ enum LogFormat {
 impl RunArgs {
     /// The controller's options; `instance` names this process (Events, the Lease).
     pub(super) fn options(self, instance: String) -> Options {
+        let mut kinds = self.allowed_kinds.unwrap_or_else(tenancy::default_kinds);
+        kinds.extend(self.also_allowed_kinds);
+        let denied = self
+            .denied_namespaces
+            .unwrap_or_else(|| tenancy::default_denied_namespaces(&self.namespace));
+        let tenancy = Tenancy::new(kinds, self.allow_rbac, denied);
         Options {
             namespace: self.namespace,
             connection: ConnectionOptions {
@@ -78,6 +133,10 @@ impl RunArgs {
                 .member_namespace_pod_security
                 .parse()
                 .expect("clap allows only the values PodSecurity parses"),
+            tenancy,
+            pause_moves: self.pause_moves,
+            dry_run: self.dry_run,
+            hub_id: self.hub_id,
             instance,
             failover_starts_per_second: self.failover_starts_per_second,
             http_addr: self.http_addr,

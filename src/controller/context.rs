@@ -35,6 +35,17 @@ pub struct Context {
         std::sync::Mutex<std::collections::HashMap<String, (String, MultiCloudWorkloadStatus)>>,
     /// Failures in a row per workload, for the retry delay.
     pub backoff: Backoff,
+    /// What workloads may place in members.
+    pub tenancy: crate::policy::tenancy::Tenancy,
+    /// Every workload's moves are paused (an incident control): placements in force are kept.
+    pub pause_moves: bool,
+    /// Decide and report, write nothing (`--dry-run`).
+    pub dry_run: bool,
+    /// This hub's id (`bascule.dev/hub` on everything it places).
+    pub hub_id: String,
+    /// In a dry run, what was last reported per workload (by uid): reported again only when it
+    /// changes.
+    pub reported: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Context {

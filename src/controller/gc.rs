@@ -1,8 +1,9 @@
 //! Orphan collection: when a member becomes healthy, remove what Bascule placed there for
 //! workloads that no longer exist (deleted while the member was unreachable).
 //!
-//! Fail static: an object is deleted only when the hub answers that its workload does not exist
-//! (a 404, or an object with another UID under that name). A cache not yet filled, an error or
+//! Fail static: an object is deleted only when it carries this hub's id (`bascule.dev/hub`) and
+//! the hub answers that its workload does not exist (a 404, or an object with another UID under
+//! that name). A cache not yet filled, an error or
 //! an empty list is never a reason to delete.
 
 use std::collections::BTreeSet;
@@ -77,6 +78,11 @@ async fn collect_once(
             ) else {
                 continue;
             };
+            // Only what this hub placed: another hub's objects (or an earlier release's,
+            // unlabelled, which their workload labels when it next applies them) are left.
+            if l.get(labels::HUB) != Some(&ctx.hub_id) {
+                continue;
+            }
             if live.contains(uid) || workload_exists(ctx, ns, name, uid).await? {
                 continue;
             }

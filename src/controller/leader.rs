@@ -4,8 +4,10 @@
 //! The Lease lasts 15 s and is renewed 5 s before it ends, so a standby takes over within about
 //! 15 s of the leader's death. Besides the renewal loop (kube-lease-manager), the holder checks the
 //! Lease itself every 2 s: if it cannot confirm that it still holds a live Lease — the hub is
-//! unreachable, or another process took it — it steps down (the process exits and is restarted
-//! as a standby) rather than risk two writers.
+//! unreachable or frozen, or another process took it — it steps down within 10 s of its last
+//! confirmation, before the Lease can expire, rather than risk two writers: every reconcile and
+//! member write stops, `/readyz` answers 503, and the process waits to lead again (it does not
+//! exit: a frozen hub must not become a crash loop).
 
 use std::time::Duration;
 
@@ -98,12 +100,15 @@ impl Leadership {
                 }
                 _ = check.tick() => {
                     let now = Timestamp::now();
-                    match self.leases.get(&self.opts.lease_name).await {
-                        Ok(lease) => match holds(&lease, &self.opts.identity, now) {
+                    // A frozen hub never answers: without a deadline, this check would wait for it
+                    // past the Lease's end.
+                    match tokio::time::timeout(CHECK_EVERY, self.leases.get(&self.opts.lease_name)).await {
+                        Ok(Ok(lease)) => match holds(&lease, &self.opts.identity, now) {
                             Ok(()) => confirmed = now,
                             Err(why) => return why,
                         },
-                        Err(e) => tracing::warn!(error = %e, "cannot read the leader Lease"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the leader Lease"),
+                        Err(_) => tracing::warn!("the leader Lease could not be read within {}s", CHECK_EVERY.as_secs()),
                     }
                     let limit = SignedDuration::from_secs((LEASE_SECONDS - GRACE_SECONDS) as i64);
                     if now.duration_since(confirmed) > limit {
@@ -112,6 +117,12 @@ impl Leadership {
                 }
             }
         }
+    }
+
+    /// Stops renewing a Lease this process no longer holds (or cannot confirm): nothing is
+    /// written, the hub may not answer.
+    pub fn abandon(self) {
+        self.task.abort();
     }
 
     /// Gives the Lease up (a clean shutdown), so that a standby takes over at once.

@@ -16,6 +16,7 @@
 
 pub mod cleanup;
 pub mod context;
+pub mod dry_run;
 pub mod events;
 pub mod gc;
 pub mod invalid;

@@ -27,6 +27,9 @@ use crate::sync::render;
 
 /// How long after a start reconciles wait for every member's first probe.
 const STARTUP_GRACE: Duration = Duration::from_secs(10);
+/// A dry run writes no status, so nothing it does triggers the next look: it looks again after
+/// this long (and on every member change).
+const DRY_RUN_RECHECK: Duration = Duration::from_secs(30);
 /// When a member could not be synced, try again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -41,7 +44,19 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
     let snapshots = ctx.pool.snapshots();
     let previous = w.status.clone().unwrap_or_default();
-    let mut intent = intent::admit(w, request::decision_for(w, &snapshots, now), now);
+    let mut intent = intent::admit(
+        w,
+        request::decision_for(w, &snapshots, now),
+        now,
+        intent::paused_by(w, ctx.pause_moves),
+    );
+    for p in &intent.problems {
+        match p.reason {
+            ProblemReason::MovesPaused => ctx.metrics.move_held("paused"),
+            ProblemReason::MoveBudgetExhausted => ctx.metrics.move_held("budget"),
+            _ => {}
+        }
+    }
     if intent.starting.is_some()
         && let Err(not_until) = ctx.failover_starts.check()
     {
@@ -82,6 +97,8 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
     let mut kinds: BTreeSet<String> = template_kinds(w);
     kinds.extend(previous.kinds.iter().cloned());
     let mut syncs = Vec::new();
+    // What this step writes, per member (reported by a dry run instead).
+    let mut writes = Vec::new();
     for (cluster, &replicas) in &step.replicas {
         let (Some(snapshot), Some((_, client))) =
             (ctx.pool.snapshot(cluster), ctx.pool.connection(cluster))
@@ -89,8 +106,21 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
             continue;
         };
         let rendered = if replicas > 0 {
-            match render::render(w, &snapshot, replicas) {
-                Ok(objects) => objects,
+            match render::render(w, &snapshot, replicas, &ctx.hub_id) {
+                Ok(objects) => {
+                    // Checked as rendered, overrides applied: nothing refused is written, and
+                    // what the cluster runs already stays as it is.
+                    let refused = ctx.tenancy.check(&namespace, &objects);
+                    if !refused.is_empty() {
+                        let list: Vec<String> = refused.iter().map(ToString::to_string).collect();
+                        problems.push(Problem {
+                            reason: ProblemReason::RefusedByPolicy,
+                            message: format!("{cluster}: {}", list.join("; ")),
+                        });
+                        continue;
+                    }
+                    objects
+                }
                 Err(e) => {
                     problems.push(Problem {
                         reason: ProblemReason::RenderFailed,
@@ -115,6 +145,7 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
         if runs_it && ctx.cache.in_sync(&target) {
             continue;
         }
+        writes.push(format!("{cluster}={replicas}"));
         let (cache, namespace, uid, kinds) = (&ctx.cache, &namespace, &uid, &kinds);
         syncs.push(async move {
             let target = Target {
@@ -128,6 +159,27 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
             let result = tokio::time::timeout(MEMBER_DEADLINE, apply::sync(cache, target)).await;
             (cluster.clone(), result)
         });
+    }
+    if ctx.dry_run {
+        drop(syncs);
+        let mut what = format!("place {}", decision.summary());
+        if let Some(m) = &intent.starting {
+            what += &format!(
+                ", starting a {:?} from {} to {}",
+                m.kind,
+                m.from.join(","),
+                m.to.join(",")
+            );
+        }
+        what += &match writes.is_empty() {
+            true => "; nothing to write".to_string(),
+            false => format!("; write {}", writes.join(", ")),
+        };
+        for p in intent.problems.iter().chain(&problems) {
+            what += &format!("; {}: {}", p.reason, p.message);
+        }
+        super::dry_run::report(ctx, w, what);
+        return Ok(Action::requeue(DRY_RUN_RECHECK));
     }
     let results = join_all(syncs).await;
 

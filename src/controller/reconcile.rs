@@ -29,6 +29,10 @@ pub async fn reconcile(w: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Err
     let work = async {
         match &w.0 {
             Ok(workload) => reconcile_inner(Arc::new(workload.clone()), &ctx).await,
+            Err(unreadable) if ctx.dry_run => {
+                super::dry_run::report(&ctx, w.as_ref(), format!("cannot read it: {unreadable}"));
+                Ok(Action::await_change())
+            }
             Err(unreadable) => super::invalid::reconcile(unreadable, &ctx).await,
         }
     };
@@ -50,6 +54,18 @@ pub async fn reconcile(w: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Err
 
 async fn reconcile_inner(w: Arc<MultiCloudWorkload>, ctx: &Context) -> Result<Action, Error> {
     let namespace = w.namespace().ok_or(Error::NoNamespace)?;
+    if ctx.dry_run {
+        // No finalizer is added or removed: the dry run writes nothing to the hub.
+        if w.metadata.deletion_timestamp.is_some() {
+            super::dry_run::report(
+                ctx,
+                w.as_ref(),
+                "remove what it placed from the members".into(),
+            );
+            return Ok(Action::await_change());
+        }
+        return place(&w, ctx).await;
+    }
     let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.hub.clone(), &namespace);
     finalizer(&api, FINALIZER, w, |event| async {
         match event {

@@ -46,7 +46,10 @@ pub async fn from_members(
     out: mpsc::UnboundedSender<Trigger>,
 ) {
     let mut events = ctx.pool.subscribe();
-    let mut watches: HashMap<String, Vec<JoinHandle<()>>> = HashMap::new();
+    // Owned by this task: when it is aborted (leadership lost, shutdown), the watches and any
+    // orphan collection under way stop with it.
+    let mut watches = Watches::default();
+    let mut collections = tokio::task::JoinSet::new();
     let mut health: BTreeMap<String, ClusterHealth> = BTreeMap::new();
     // Members already known before this task subscribed.
     let mut pending: Vec<String> = ctx.pool.names();
@@ -69,8 +72,12 @@ pub async fn from_members(
                 Some(h) => health.insert(cluster.clone(), h),
                 None => health.remove(&cluster),
             };
-            if now == Some(ClusterHealth::Healthy) && before != Some(ClusterHealth::Healthy) {
-                tokio::spawn(gc::collect(ctx.clone(), store.clone(), cluster.clone()));
+            if now == Some(ClusterHealth::Healthy)
+                && before != Some(ClusterHealth::Healthy)
+                && !ctx.dry_run
+            {
+                collections.spawn(gc::collect(ctx.clone(), store.clone(), cluster.clone()));
+                while collections.try_join_next().is_some() {}
             }
             for w in affected(&ctx, &store, &snapshots, &cluster) {
                 if out.send(w).is_err() {
@@ -81,12 +88,21 @@ pub async fn from_members(
     }
 }
 
+/// The member watches' tasks per cluster, aborted when dropped.
+#[derive(Default)]
+struct Watches(HashMap<String, Vec<JoinHandle<()>>>);
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for task in self.0.values().flatten() {
+            task.abort();
+        }
+    }
+}
+
 /// Starts, restarts or stops the member's watches to match its connection.
-fn follow_connection(
-    ctx: &Context,
-    cluster: &str,
-    watches: &mut HashMap<String, Vec<JoinHandle<()>>>,
-) {
+fn follow_connection(ctx: &Context, cluster: &str, watches: &mut Watches) {
+    let watches = &mut watches.0;
     let connection = ctx.pool.connection(cluster);
     let id = connection.as_ref().map(|(id, _)| *id);
     if id.is_some() && id == ctx.observer.connection(cluster) && watches.contains_key(cluster) {

@@ -57,6 +57,8 @@ pub struct TaskEnv {
     pub namespace: String,
     pub opts: ConnectionOptions,
     pub pool: MemberPool,
+    /// Write MemberCluster statuses to the hub (off in a dry run).
+    pub write_status: bool,
 }
 
 /// Claims the member's pool entry now and returns its task — the probe loop and the status
@@ -71,11 +73,20 @@ pub fn start(
     let member = Member::new(owner, &first, statuses);
     ctx.pool.claim(owner, member.snapshot(&first.cluster));
     // Apart from the probe loop: a slow or frozen hub delays status writes, never probes.
-    let writer = crate::hub::status::write_latest(
+    let (api, name, ctx_write_status) = (
         kube::Api::<crate::api::MemberCluster>::all(ctx.hub.clone()),
         member.name.clone(),
-        to_write,
+        ctx.write_status,
     );
+    let writer = async move {
+        if ctx_write_status {
+            crate::hub::status::write_latest(api, name, to_write).await;
+        } else {
+            // A dry run reads what the members say and writes nothing to the hub.
+            let mut to_write = to_write;
+            while to_write.changed().await.is_ok() {}
+        }
+    };
     async move {
         // The writer ends when the probe loop ends and drops its sender.
         tokio::join!(run(ctx, member, first, input), writer);

@@ -63,6 +63,7 @@ pub async fn run(
     namespace: String,
     opts: ConnectionOptions,
     pool: MemberPool,
+    write_status: bool,
 ) -> Result<(), MembersError> {
     // Read through a guard: one MemberCluster the typed client cannot decode must not fail the
     // relist of all the others (which would stop every member's updates).
@@ -113,6 +114,7 @@ pub async fn run(
             namespace,
             opts,
             pool,
+            write_status,
         },
         running: BTreeMap::new(),
         set: JoinSet::new(),

@@ -16,6 +16,7 @@ use super::request::{Decided, placement_in_force};
 use crate::api::MultiCloudWorkload;
 use crate::api::workload::FailoverRecord;
 use crate::placement::{Decision, Rebalance};
+use kube::ResourceExt;
 
 /// A reconcile's intent for one workload.
 #[derive(Clone, Debug)]
@@ -35,9 +36,30 @@ pub struct Intent {
     pub problems: Vec<Problem>,
 }
 
-/// Takes the engine's decision for `w` as the intent, unless it is a move the workload's budget
-/// refuses: then the placement in force is kept and the status says why.
-pub fn admit(w: &MultiCloudWorkload, decided: Decided, now: Timestamp) -> Intent {
+/// Pauses a workload's moves during an incident (any value but `false`): the placement in force
+/// is kept as it is, whatever happens to its clusters, until the annotation is removed.
+pub const PAUSE_ANNOTATION: &str = "bascule.dev/pause-moves";
+
+/// Who paused `w`'s moves, if anyone: the operator (`--pause-moves`) or its annotation.
+pub fn paused_by(w: &MultiCloudWorkload, operator_wide: bool) -> Option<&'static str> {
+    if operator_wide {
+        return Some("the operator (--pause-moves)");
+    }
+    w.annotations()
+        .get(PAUSE_ANNOTATION)
+        .filter(|v| v.trim() != "false")
+        .map(|_| "the annotation bascule.dev/pause-moves")
+}
+
+/// Takes the engine's decision for `w` as the intent, unless moves are paused (`paused`: by
+/// whom) or it is a move the workload's budget refuses: then the placement in force is kept and
+/// the status says why. A first placement is not a move: it goes ahead while paused.
+pub fn admit(
+    w: &MultiCloudWorkload,
+    decided: Decided,
+    now: Timestamp,
+    paused: Option<&str>,
+) -> Intent {
     let previous = w.status.clone().unwrap_or_default();
     let current = placement_in_force(&previous);
     let budget = &w.spec.failover.budget;
@@ -56,6 +78,22 @@ pub fn admit(w: &MultiCloudWorkload, decided: Decided, now: Timestamp) -> Intent
         budget_until: None,
         problems: Vec::new(),
     };
+    if let Some(by) = paused
+        && !current.is_empty()
+        && intent.decision.placement != current
+    {
+        let message = format!(
+            "moves paused by {by}: the placement in force ({}) is kept; unpaused, it would be {}",
+            crate::placement::input::summary(current.iter().map(|(n, r)| (n, u64::from(*r)))),
+            intent.decision.summary()
+        );
+        intent.decision = moves::held(intent.decision, &current, &message, "held: paused");
+        intent.problems.push(Problem {
+            reason: ProblemReason::MovesPaused,
+            message,
+        });
+        return intent;
+    }
     let Some(m) = moves::classify(&current, &intent.decision, rebalance, why) else {
         return intent;
     };
@@ -188,7 +226,58 @@ mod tests {
 
     /// The intent with eks in `eks` health for the last minute.
     fn intent(w: &MultiCloudWorkload, eks: ClusterHealth) -> Intent {
-        admit(w, decision_for(w, &clusters(eks, -60), at(0)), at(0))
+        admit(w, decision_for(w, &clusters(eks, -60), at(0)), at(0), None)
+    }
+
+    #[test]
+    fn paused_moves_keep_the_placement_in_force_and_say_so() {
+        let mut w = workload(3, &[]);
+        for (operator_wide, annotation, by) in [
+            (true, None, "the operator (--pause-moves)"),
+            (
+                false,
+                Some("true"),
+                "the annotation bascule.dev/pause-moves",
+            ),
+            (false, Some(""), "the annotation bascule.dev/pause-moves"),
+        ] {
+            w.metadata.annotations =
+                annotation.map(|v| [(PAUSE_ANNOTATION.to_string(), v.to_string())].into());
+            let paused = paused_by(&w, operator_wide);
+            assert_eq!(paused, Some(by));
+            let d = decision_for(&w, &clusters(ClusterHealth::Unhealthy, -60), at(0));
+            let i = admit(&w, d, at(0), paused);
+            assert_eq!(i.decision.summary(), "eks=4", "held where it was");
+            assert!(i.starting.is_none(), "no move starts");
+            assert!(i.recent_moves.is_empty(), "nothing counted");
+            assert_eq!(i.problems.len(), 1);
+            assert_eq!(i.problems[0].reason, ProblemReason::MovesPaused);
+            assert_eq!(
+                i.problems[0].message,
+                format!(
+                    "moves paused by {by}: the placement in force (eks=4) is kept; unpaused, it would be gke=4"
+                )
+            );
+        }
+        // Nothing to hold: no problem to report.
+        let d = decision_for(&w, &clusters(ClusterHealth::Healthy, -60), at(0));
+        let i = admit(&w, d, at(0), paused_by(&w, true));
+        assert!(i.problems.is_empty());
+        assert_eq!(i.decision.summary(), "eks=4");
+        // `false` is not a pause; unpaused, the failover starts.
+        w.metadata.annotations = Some([(PAUSE_ANNOTATION.to_string(), "false".into())].into());
+        assert_eq!(paused_by(&w, false), None);
+        assert!(intent(&w, ClusterHealth::Unhealthy).starting.is_some());
+    }
+
+    #[test]
+    fn a_first_placement_is_not_held_by_a_pause() {
+        let mut w = workload(3, &[]);
+        w.status = None;
+        let d = decision_for(&w, &clusters(ClusterHealth::Healthy, -60), at(0));
+        let i = admit(&w, d, at(0), Some("the operator (--pause-moves)"));
+        assert_eq!(i.decision.summary(), "eks=4");
+        assert!(i.problems.is_empty());
     }
 
     #[test]
@@ -304,6 +393,7 @@ mod tests {
             &w,
             decision_for(&w, &clusters(ClusterHealth::Healthy, -3600), at(0)),
             at(0),
+            None,
         );
         assert_eq!(stay.why, Why::ClustersStable);
         assert_eq!(

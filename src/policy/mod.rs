@@ -11,6 +11,8 @@
 //! - [`rebalance`]: when a decision may move replicas between healthy clusters, and why.
 //! - [`moves`]: which decisions are failovers or failbacks, the move budget, the move record.
 //! - [`status`]: the status a workload shows.
+//! - [`tenancy`]: what any workload may place in a member (kinds, namespaces, RBAC), checked on
+//!   the rendered objects.
 
 pub mod intent;
 pub mod moves;
@@ -18,3 +20,4 @@ pub mod reasons;
 pub mod rebalance;
 pub mod request;
 pub mod status;
+pub mod tenancy;

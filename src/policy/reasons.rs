@@ -25,10 +25,16 @@ pub enum ProblemReason {
     RenderFailed,
     /// The member identity may not write a kind (its RBAC).
     Forbidden,
+    /// The operator's tenancy policy refuses an object (its kind, its namespace, a binding to a
+    /// ClusterRole, …); nothing of it is written.
+    RefusedByPolicy,
     /// The object cannot be read by the operator (an integer beyond int32, …).
     InvalidSpec,
     /// The move budget refused a failover or failback.
     MoveBudgetExhausted,
+    /// Moves are paused (operator-wide or by the workload's annotation): the placement in force
+    /// is kept while the engine would change it.
+    MovesPaused,
     /// A move's target did not take the replicas; retried.
     MovePostponed,
     /// A member API error; retried.
@@ -38,13 +44,15 @@ pub enum ProblemReason {
 }
 
 impl ProblemReason {
-    pub const ALL: [ProblemReason; 9] = [
+    pub const ALL: [ProblemReason; 11] = [
         ProblemReason::OwnershipConflict,
         ProblemReason::InvalidTemplate,
         ProblemReason::RenderFailed,
         ProblemReason::Forbidden,
+        ProblemReason::RefusedByPolicy,
         ProblemReason::InvalidSpec,
         ProblemReason::MoveBudgetExhausted,
+        ProblemReason::MovesPaused,
         ProblemReason::MovePostponed,
         ProblemReason::SyncFailed,
         ProblemReason::MemberTimeout,
@@ -56,8 +64,10 @@ impl ProblemReason {
             ProblemReason::InvalidTemplate => "InvalidTemplate",
             ProblemReason::RenderFailed => "RenderFailed",
             ProblemReason::Forbidden => "Forbidden",
+            ProblemReason::RefusedByPolicy => "RefusedByPolicy",
             ProblemReason::InvalidSpec => "InvalidSpec",
             ProblemReason::MoveBudgetExhausted => "MoveBudgetExhausted",
+            ProblemReason::MovesPaused => "MovesPaused",
             ProblemReason::MovePostponed => "MovePostponed",
             ProblemReason::SyncFailed => "SyncFailed",
             ProblemReason::MemberTimeout => "MemberTimeout",
@@ -72,6 +82,7 @@ impl ProblemReason {
                 | ProblemReason::InvalidTemplate
                 | ProblemReason::RenderFailed
                 | ProblemReason::Forbidden
+                | ProblemReason::RefusedByPolicy
                 | ProblemReason::InvalidSpec
         )
     }
@@ -79,7 +90,11 @@ impl ProblemReason {
     /// A GitOps tool should report the workload Degraded (a person must act, or the workload
     /// stays where it is on purpose), not Progressing.
     pub fn blocks(self) -> bool {
-        self.stalls() || self == ProblemReason::MoveBudgetExhausted
+        self.stalls()
+            || matches!(
+                self,
+                ProblemReason::MoveBudgetExhausted | ProblemReason::MovesPaused
+            )
     }
 }
 

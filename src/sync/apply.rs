@@ -144,6 +144,8 @@ pub fn namespace_labels(pod_security: PodSecurity) -> BTreeMap<String, String> {
 pub struct MemberCache {
     /// Pod Security level of the namespaces this process creates.
     pod_security: PodSecurity,
+    /// This hub's id: objects labelled with another are never touched.
+    hub_id: String,
     kinds: Arc<Mutex<HashMap<(String, String), ApiResource>>>,
     namespaces: Arc<Mutex<BTreeSet<(String, String)>>>,
     /// (cluster, workload UID) → fingerprint of what was last synced there successfully.
@@ -151,10 +153,11 @@ pub struct MemberCache {
 }
 
 impl MemberCache {
-    /// An empty cache whose namespaces get this Pod Security level.
-    pub fn new(pod_security: PodSecurity) -> MemberCache {
+    /// An empty cache for the hub `hub_id`, whose namespaces get this Pod Security level.
+    pub fn new(pod_security: PodSecurity, hub_id: &str) -> MemberCache {
         MemberCache {
             pod_security,
+            hub_id: hub_id.to_string(),
             ..MemberCache::default()
         }
     }
@@ -368,7 +371,11 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
         }
     }
 
-    for action in diff::actions(workload_uid, rendered, &existing) {
+    let owner = diff::Owner {
+        hub: &cache.hub_id,
+        uid: workload_uid,
+    };
+    for action in diff::actions(&owner, rendered, &existing) {
         match action {
             Action::Apply(mut obj) => {
                 let key = ObjectKey::of(&obj);

@@ -1,8 +1,10 @@
 //! What to do in one member: apply the rendered objects Bascule may write, report the ones another
 //! owner holds, delete the ones it placed earlier and no longer wants. Pure.
 //!
-//! Ownership is the `bascule.dev/workload-uid` label: an existing object without it (or with
-//! another workload's UID) is never modified or deleted; it is reported as a conflict.
+//! Ownership is the `bascule.dev/workload-uid` label and the `bascule.dev/hub` label: an existing
+//! object without the first, with another workload's UID, or placed by another hub is never
+//! modified or deleted; it is reported as a conflict. An object without the hub label was placed
+//! by a release before hub identities and is this hub's (it gets the label when next applied).
 
 use std::collections::BTreeMap;
 
@@ -64,10 +66,28 @@ pub enum Action {
     Delete(ObjectKey),
 }
 
+/// Who places: this hub's id and the workload's UID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner<'a> {
+    pub hub: &'a str,
+    pub uid: &'a str,
+}
+
+impl Owner<'_> {
+    /// Whether `labels` say this owner placed the object (no hub label: an earlier release of
+    /// this hub did).
+    pub fn placed(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(labels::WORKLOAD_UID).map(String::as_str) == Some(self.uid)
+            && labels
+                .get(labels::HUB)
+                .is_none_or(|hub| hub.as_str() == self.hub)
+    }
+}
+
 /// Actions for one member, given what should be there (`rendered`, empty when the workload has
 /// no replicas there) and what is there now (`existing`: objects of the kinds involved, in the
 /// workload's namespace).
-pub fn actions(workload_uid: &str, rendered: Vec<Value>, existing: &[Existing]) -> Vec<Action> {
+pub fn actions(owner: &Owner<'_>, rendered: Vec<Value>, existing: &[Existing]) -> Vec<Action> {
     let by_key: BTreeMap<&ObjectKey, &Existing> = existing.iter().map(|e| (&e.key, e)).collect();
     let mut wanted = std::collections::BTreeSet::new();
     let mut out = Vec::new();
@@ -75,7 +95,7 @@ pub fn actions(workload_uid: &str, rendered: Vec<Value>, existing: &[Existing]) 
         let key = ObjectKey::of(&obj);
         wanted.insert(same_object(&key));
         match by_key.get(&key) {
-            Some(e) if owner_uid(e) != Some(workload_uid) => {
+            Some(e) if !owner.placed(&e.labels) => {
                 let owner = describe_owner(owner_uid(e), e);
                 out.push(Action::Conflict { key, owner });
             }
@@ -83,7 +103,7 @@ pub fn actions(workload_uid: &str, rendered: Vec<Value>, existing: &[Existing]) 
         }
     }
     for e in existing {
-        if owner_uid(e) == Some(workload_uid) && !wanted.contains(&same_object(&e.key)) {
+        if owner.placed(&e.labels) && !wanted.contains(&same_object(&e.key)) {
             out.push(Action::Delete(e.key.clone()));
         }
     }
@@ -105,7 +125,7 @@ fn owner_uid(e: &Existing) -> Option<&str> {
 }
 
 fn describe_owner(uid: Option<&str>, e: &Existing) -> String {
-    match (
+    let workload = match (
         uid,
         e.labels.get(labels::WORKLOAD_NAMESPACE),
         e.labels.get(labels::WORKLOAD_NAME),
@@ -116,6 +136,10 @@ fn describe_owner(uid: Option<&str>, e: &Existing) -> String {
             Some(m) => format!("another owner (managed-by {m})"),
             None => "another owner (no Bascule labels)".to_string(),
         },
+    };
+    match e.labels.get(labels::HUB) {
+        Some(hub) if uid.is_some() => format!("{workload} of another hub ({hub})"),
+        _ => workload,
     }
 }
 
@@ -125,6 +149,10 @@ mod tests {
     use serde_json::json;
 
     const UID: &str = "uid-1";
+    const OURS: Owner<'static> = Owner {
+        hub: "hub-a",
+        uid: UID,
+    };
 
     fn obj(kind: &str, name: &str) -> Value {
         json!({"apiVersion": if kind == "Deployment" { "apps/v1" } else { "v1" }, "kind": kind,
@@ -145,7 +173,7 @@ mod tests {
     fn new_and_owned_objects_are_applied() {
         let ours = existing("Deployment", "web", &[(labels::WORKLOAD_UID, UID)]);
         let a = actions(
-            UID,
+            &OURS,
             vec![obj("Deployment", "web"), obj("Service", "web")],
             &[ours],
         );
@@ -172,7 +200,7 @@ mod tests {
             ],
         );
         let a = actions(
-            UID,
+            &OURS,
             vec![obj("Deployment", "web"), obj("Service", "web")],
             &[foreign, other_workload],
         );
@@ -196,7 +224,7 @@ mod tests {
         let ours_old = existing("ConfigMap", "old", &[(labels::WORKLOAD_UID, UID)]);
         let not_ours = existing("ConfigMap", "keep", &[]);
         let other = existing("ConfigMap", "theirs", &[(labels::WORKLOAD_UID, "uid-2")]);
-        let a = actions(UID, vec![], &[ours_old, not_ours, other]);
+        let a = actions(&OURS, vec![], &[ours_old, not_ours, other]);
         assert_eq!(
             a,
             vec![Action::Delete(ObjectKey::of(&obj("ConfigMap", "old")))]
@@ -204,10 +232,44 @@ mod tests {
     }
 
     #[test]
+    fn another_hubs_objects_are_never_ours_even_with_our_uid() {
+        let labels_of = |hub: Option<&'static str>| {
+            let mut l = vec![
+                (labels::WORKLOAD_UID, UID),
+                (labels::WORKLOAD_NAMESPACE, "shop"),
+                (labels::WORKLOAD_NAME, "web"),
+            ];
+            if let Some(h) = hub {
+                l.push((labels::HUB, h));
+            }
+            l
+        };
+        let theirs = existing("Deployment", "web", &labels_of(Some("hub-b")));
+        let theirs_too = existing("ConfigMap", "copied", &labels_of(Some("hub-b")));
+        let a = actions(&OURS, vec![obj("Deployment", "web")], &[theirs, theirs_too]);
+        assert_eq!(
+            a,
+            vec![Action::Conflict {
+                key: ObjectKey::of(&obj("Deployment", "web")),
+                owner: "MultiCloudWorkload shop/web of another hub (hub-b)".into()
+            }],
+            "not applied, and the copied ConfigMap not deleted"
+        );
+        // Ours, labelled by this hub or by a release before hub ids: applied and pruned.
+        let labelled = existing("Deployment", "web", &labels_of(Some("hub-a")));
+        let legacy = existing("ConfigMap", "old", &labels_of(None));
+        let a = actions(&OURS, vec![obj("Deployment", "web")], &[labelled, legacy]);
+        assert!(
+            matches!(&a[..], [Action::Apply(_), Action::Delete(k)] if k.name == "old"),
+            "{a:?}"
+        );
+    }
+
+    #[test]
     fn an_api_version_change_is_the_same_object() {
         let mut old = existing("Deployment", "web", &[(labels::WORKLOAD_UID, UID)]);
         old.key.api_version = "apps/v1beta2".into();
-        let a = actions(UID, vec![obj("Deployment", "web")], &[old]);
+        let a = actions(&OURS, vec![obj("Deployment", "web")], &[old]);
         assert_eq!(a.len(), 1, "applied, not deleted: {a:?}");
     }
 }

@@ -61,6 +61,8 @@ struct View {
 pub struct Observer {
     views: Arc<RwLock<BTreeMap<String, View>>>,
     changed: mpsc::UnboundedSender<WorkloadRef>,
+    /// This hub's id: objects another hub placed are not counted.
+    hub_id: Arc<str>,
 }
 
 const KINDS: [&str; 2] = ["Deployment", "StatefulSet"];
@@ -71,12 +73,14 @@ const KINDS: [&str; 2] = ["Deployment", "StatefulSet"];
 pub const WATCH_TIMEOUT_SECS: u32 = 8;
 
 impl Observer {
-    /// An observer and the stream of workloads whose objects changed in some member.
-    pub fn new() -> (Observer, mpsc::UnboundedReceiver<WorkloadRef>) {
+    /// An observer for the hub `hub_id` and the stream of workloads whose objects changed in
+    /// some member.
+    pub fn new(hub_id: &str) -> (Observer, mpsc::UnboundedReceiver<WorkloadRef>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let observer = Observer {
             views: Arc::default(),
             changed: tx,
+            hub_id: hub_id.into(),
         };
         (observer, rx)
     }
@@ -90,10 +94,11 @@ impl Observer {
             return None;
         }
         let mut total = MemberReplicas::default();
+        // Saturating: a member can report anything, and a sum must not wrap (or panic).
         for e in view.objects.values().filter(|e| e.workload.uid == uid) {
-            total.replicas += e.observed.replicas;
-            total.ready += e.observed.ready;
-            total.available += e.observed.available;
+            total.replicas = total.replicas.saturating_add(e.observed.replicas);
+            total.ready = total.ready.saturating_add(e.observed.ready);
+            total.available = total.available.saturating_add(e.observed.available);
         }
         Some(total)
     }
@@ -194,7 +199,7 @@ impl Observer {
                 Ok(Event::Init) => relist = Some(HashMap::new()),
                 Ok(Event::InitApply(obj)) => {
                     if let (Some(list), Some((key, entry))) =
-                        (relist.as_mut(), entry(kind, &obj, reduce))
+                        (relist.as_mut(), entry(kind, &obj, reduce, &self.hub_id))
                     {
                         list.insert(key, entry);
                     }
@@ -204,7 +209,7 @@ impl Observer {
                     self.replace_kind(&cluster, id, kind, list);
                 }
                 Ok(Event::Apply(obj)) => {
-                    if let Some((key, entry)) = entry(kind, &obj, reduce) {
+                    if let Some((key, entry)) = entry(kind, &obj, reduce, &self.hub_id) {
                         self.upsert(&cluster, id, key, Some(entry));
                     }
                 }
@@ -290,18 +295,27 @@ impl Observer {
     }
 }
 
-/// The object's workload (from its labels) and counters; `None` without ownership labels.
+/// The object's workload (from its labels) and counters; `None` unless the labels say this hub
+/// placed it (no hub label: a release before hub ids did) for a workload of the namespace it is
+/// in — a label copied onto an object elsewhere attributes nothing.
 fn entry<K: Resource>(
     kind: &'static str,
     obj: &K,
     reduce: fn(&K) -> MemberReplicas,
+    hub_id: &str,
 ) -> Option<(ObjectId, Entry)> {
     let l = obj.meta().labels.as_ref()?;
+    if l.get(labels::HUB).is_some_and(|h| h != hub_id) {
+        return None;
+    }
     let workload = WorkloadRef {
         namespace: l.get(labels::WORKLOAD_NAMESPACE)?.clone(),
         name: l.get(labels::WORKLOAD_NAME)?.clone(),
         uid: l.get(labels::WORKLOAD_UID)?.clone(),
     };
+    if obj.meta().namespace.as_deref() != Some(workload.namespace.as_str()) {
+        return None;
+    }
     let key = (
         kind,
         obj.meta().namespace.clone().unwrap_or_default(),
@@ -394,9 +408,52 @@ mod tests {
         assert_eq!(deployment(&deploy(3, 2, 3, 3)).available, 0, "not yet seen");
     }
 
+    #[test]
+    fn only_this_hubs_objects_in_their_workloads_namespace_count() {
+        let d = deploy(1, 1, 3, 3);
+        assert!(
+            entry("Deployment", &d, deployment, "hub-a").is_some(),
+            "no hub label: ours"
+        );
+        let mut labelled = d.clone();
+        labelled
+            .labels_mut()
+            .insert(labels::HUB.into(), "hub-a".into());
+        assert!(entry("Deployment", &labelled, deployment, "hub-a").is_some());
+        let mut other_hub = d.clone();
+        other_hub
+            .labels_mut()
+            .insert(labels::HUB.into(), "hub-b".into());
+        assert!(entry("Deployment", &other_hub, deployment, "hub-a").is_none());
+        let mut elsewhere = d.clone();
+        elsewhere.metadata.namespace = Some("other-team".into());
+        assert!(
+            entry("Deployment", &elsewhere, deployment, "hub-a").is_none(),
+            "labels naming shop/web on an object in other-team"
+        );
+    }
+
+    #[tokio::test]
+    async fn sums_saturate() {
+        let (obs, _rx) = Observer::new("hub-a");
+        let mut view = View {
+            connection: 1,
+            synced: KINDS.to_vec(),
+            ..View::default()
+        };
+        for i in 0..3 {
+            let (_, mut e) = entry("Deployment", &deploy(1, 1, 3, 3), deployment, "hub-a").unwrap();
+            e.observed.available = u32::MAX;
+            view.objects
+                .insert(("Deployment", "shop".into(), format!("web-{i}")), e);
+        }
+        obs.write().insert("eks".into(), view);
+        assert_eq!(obs.running("eks", "u1").unwrap().available, u32::MAX);
+    }
+
     #[tokio::test]
     async fn changes_are_told_once_per_workload_and_running_waits_for_both_kinds() {
-        let (obs, mut rx) = Observer::new();
+        let (obs, mut rx) = Observer::new("hub-a");
         obs.write().insert(
             "eks".into(),
             View {
@@ -405,7 +462,7 @@ mod tests {
             },
         );
         let d = deploy(1, 1, 3, 3);
-        let (key, e) = entry("Deployment", &d, deployment).unwrap();
+        let (key, e) = entry("Deployment", &d, deployment, "hub-a").unwrap();
         obs.replace_kind("eks", 7, "Deployment", [(key.clone(), e.clone())].into());
         assert_eq!(rx.try_recv().unwrap().uid, "u1");
         assert_eq!(

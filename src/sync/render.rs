@@ -27,11 +27,12 @@ pub enum RenderError {
 }
 
 /// The objects to apply in `cluster` when it runs `replicas` replicas of `workload`, in the
-/// template's order.
+/// template's order, labelled as placed by the hub `hub_id`.
 pub fn render(
     workload: &MultiCloudWorkload,
     cluster: &ClusterSnapshot,
     replicas: u32,
+    hub_id: &str,
 ) -> Result<Vec<Value>, RenderError> {
     let namespace = workload
         .metadata
@@ -53,6 +54,7 @@ pub fn render(
         (labels::WORKLOAD_NAMESPACE, namespace),
         (labels::WORKLOAD_NAME, name),
         (labels::WORKLOAD_UID, uid),
+        (labels::HUB, hub_id),
     ]
     .into();
     let overrides: Vec<&Override> = workload
@@ -242,7 +244,7 @@ mod tests {
     #[test]
     fn sets_namespace_labels_and_replicas() {
         let w = checkout();
-        let objs = render(&w, &eks(), 7).unwrap();
+        let objs = render(&w, &eks(), 7, "hub-a").unwrap();
         assert_eq!(objs.len(), 2);
         let d = &objs[0];
         assert_eq!(d["metadata"]["namespace"], "shop");
@@ -253,6 +255,7 @@ mod tests {
             "0f8fad5b-d9cb-469f-a165-70867728950e"
         );
         assert_eq!(d["metadata"]["labels"][labels::MANAGED_BY], "bascule");
+        assert_eq!(d["metadata"]["labels"][labels::HUB], "hub-a");
         assert!(
             objs[1].pointer("/spec/replicas").is_none(),
             "a Service gets no replicas"
@@ -267,7 +270,7 @@ mod tests {
     #[test]
     fn overrides_apply_only_to_the_provider_they_target() {
         let w = checkout();
-        let objs = render(&w, &gke(), 3).unwrap();
+        let objs = render(&w, &gke(), 3, "hub-a").unwrap();
         assert_eq!(
             objs[0]
                 .pointer("/spec/template/spec/containers/0/image")
@@ -291,7 +294,7 @@ mod tests {
             ]
         }]))
         .unwrap();
-        let objs = render(&w, &gke(), 3).unwrap();
+        let objs = render(&w, &gke(), 3, "hub-a").unwrap();
         assert_eq!(
             objs[1]["metadata"]["annotations"]["cloud.google.com/l4-rbs"],
             "enabled"
@@ -311,7 +314,7 @@ mod tests {
                 .pointer("/spec/template/spec/containers/0/ports")
                 .is_none()
         );
-        let on_aws = render(&w, &eks(), 3).unwrap();
+        let on_aws = render(&w, &eks(), 3, "hub-a").unwrap();
         assert!(
             on_aws[0]
                 .pointer("/spec/template/spec/nodeSelector")
@@ -327,14 +330,14 @@ mod tests {
             "manifests": [{"kind": "Deployment", "jsonPatch": [{"op": "replace", "path": "/spec/nope/x", "value": 1}]}]
         }]))
         .unwrap();
-        let e = render(&w, &eks(), 1).unwrap_err();
+        let e = render(&w, &eks(), 1, "hub-a").unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("override \"broken\", Deployment/checkout: "),
             "{e}"
         );
         w.spec.overrides[0].manifests[0].json_patch[0].value = None;
-        let e = render(&w, &eks(), 1).unwrap_err();
+        let e = render(&w, &eks(), 1, "hub-a").unwrap_err();
         assert!(
             e.to_string()
                 .ends_with("jsonPatch \"replace\" /spec/nope/x needs a value"),

@@ -291,6 +291,7 @@ const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
         &["get", "patch", "update"],
     ),
     ("events.k8s.io", "events", &["create", "patch"]),
+    ("", "namespaces[kube-system]", &["get"]),
 ];
 
 async fn lint_render_and_schema(h: &'static Harness) -> TestResult {
@@ -334,6 +335,8 @@ async fn lint_render_and_schema(h: &'static Harness) -> TestResult {
         "Deployment/bascule",
         "Service/bascule-metrics",
         "PodDisruptionBudget/bascule",
+        "ValidatingAdmissionPolicy/bascule-tenancy",
+        "ValidatingAdmissionPolicyBinding/bascule-tenancy",
     ]
     .into_iter()
     .map(String::from)
@@ -457,9 +460,19 @@ async fn lint_render_and_schema(h: &'static Harness) -> TestResult {
         "--lease-name=bascule-controller",
         "--http-addr=0.0.0.0:8080",
         "--log-format=json",
+        // The tenancy policy: the operator's own default kinds, written out in values.yaml.
+        &format!(
+            "--allowed-kinds={}",
+            bascule::policy::tenancy::DEFAULT_ALLOWED_KINDS.join(",")
+        ),
+        "--denied-namespaces=kube-*,bascule-system",
     ] {
         ensure!(args.iter().any(|a| a == want), "args {args:?} lack {want}");
     }
+    ensure!(
+        !args.iter().any(|a| a == "--allow-rbac"),
+        "RBAC kinds allowed by default: {args:?}"
+    );
     ensure!(
         !args.iter().any(|a| a == "--allow-exec-plugins"),
         "exec plugins allowed by default: {args:?}"
@@ -1039,6 +1052,35 @@ impl Install {
                 ]},
             },
         }))?;
+        // The chart's ValidatingAdmissionPolicy refuses, at create time, a template the
+        // operator's tenancy policy would refuse (a Job is not among the default kinds; RBAC is
+        // off). The policy takes a moment to be enforced after the install.
+        let mut refused_job = serde_json::to_value(&w)?;
+        refused_job["metadata"]["name"] = json!("with-a-job");
+        refused_job["spec"]["template"]["manifests"]
+            .as_array_mut()
+            .ok_or("manifests")?
+            .push(json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+                         "spec": {"template": {"spec": {"restartPolicy": "Never",
+                             "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}}));
+        let refused_job: MultiCloudWorkload = serde_json::from_value(refused_job)?;
+        let message = self
+            .until("the tenancy admission policy refuses a Job", async |fx| {
+                let api = Api::<MultiCloudWorkload>::namespaced(fx.hub.clone(), &fx.app_ns);
+                match api.create(&PostParams::default(), &refused_job).await {
+                    Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403 => Ok(s.message),
+                    Ok(_) => {
+                        let _ = api.delete("with-a-job", &DeleteParams::default()).await;
+                        Err("created: the policy is not enforced yet".to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+            .await?;
+        ensure!(
+            message.contains("tenancy policy") && message.contains("Job/once (batch/v1)"),
+            "the refusal does not name the policy and the object: {message}"
+        );
         let t = Instant::now();
         workloads.create(&PostParams::default(), &w).await?;
         let ready = self

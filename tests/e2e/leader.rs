@@ -1,5 +1,6 @@
 //! Leader election: two `bascule run --leader-election` processes on one hub; only the Lease
 //! holder works; SIGKILL of the holder hands the work to the other within the Lease's life.
+//! A frozen hub makes the leader step down without exiting, and it resumes when the hub returns.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -11,6 +12,11 @@ use kube::api::{Api, DeleteParams, PostParams};
 use libtest_mimic::Trial;
 use serde_json::json;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::ListParams;
+
+use crate::ensure;
+use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, WORKLOAD_UID};
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{Harness, TestResult, Topology, trial, unique_name, wait};
 use bascule::api::MultiCloudWorkload;
@@ -18,11 +24,162 @@ use bascule::api::MultiCloudWorkload;
 /// The budget: a 15 s Lease, plus the standby's retry and a margin for a loaded machine.
 const TAKEOVER_BUDGET: Duration = Duration::from_secs(25);
 
+/// How long the hub stays frozen (issue 13, item 9).
+const FROZEN_FOR: Duration = Duration::from_secs(60);
+/// The leader stops acting within its Lease: 10 s without confirmation, plus the check period.
+const STEP_DOWN_WITHIN: Duration = Duration::from_secs(15);
+
 pub fn trials(_: &Topology) -> Vec<Trial> {
-    vec![trial(
-        "leader::one_leader_and_takeover_after_sigkill",
-        |h| async move { one_leader_and_takeover(h).await },
-    )]
+    vec![
+        trial(
+            "leader::one_leader_and_takeover_after_sigkill",
+            |h| async move { one_leader_and_takeover(h).await },
+        ),
+        trial(
+            "leader::frozen_hub_steps_down_and_resumes",
+            |h| async move {
+                let port = free_port()?;
+                let options = FleetOptions {
+                    group: "leader",
+                    operator_args: vec![
+                        "--leader-election".into(),
+                        "--lease-name".into(),
+                        unique_name("lease"),
+                        "--http-addr".into(),
+                        format!("127.0.0.1:{port}"),
+                    ],
+                    ..FleetOptions::new("frozen-hub")
+                }
+                .success_threshold(1);
+                Fleet::run(h, options, async move |fx: &mut Fleet| {
+                    frozen_hub(fx, port).await
+                })
+                .await
+            },
+        ),
+    ]
+}
+
+/// The hub's kube-apiserver frozen for 60 s under a leader: it steps down within its Lease
+/// (`/readyz` 503, `/livez` 200, never exiting), writes nothing to the members while not leader
+/// (eks-use1 stopped meanwhile: the failover waits), and resumes when the hub returns.
+async fn frozen_hub(fx: &mut Fleet, port: u16) -> TestResult {
+    let spec = json!({
+        "replicas": 2,
+        "placement": {"mode": "Failover", "tiers": [
+            {"name": "eks", "providers": ["aws"]}, {"name": "gke", "providers": ["gcp"]}]},
+        "template": {"manifests": crate::workloads::small_manifests("web")},
+    });
+    fx.create_workload("web", spec).await?;
+    let placed_on = |cluster: String| {
+        move |w: &MultiCloudWorkload| {
+            let s = w.status.as_ref().ok_or("no status")?;
+            let available = s.replicas.as_ref().is_some_and(|r| r.available == 2);
+            match s.placement.as_deref() {
+                Some(p) if p == format!("{cluster}=2") && available => Ok(()),
+                other => Err(format!("placement {other:?}")),
+            }
+        }
+    };
+    fx.wait_workload(
+        "web",
+        "2/2 on eks-use1",
+        Duration::from_secs(60),
+        placed_on(fx.mc(EKS)),
+    )
+    .await?;
+    let uid = fx.workload("web").await?.metadata.uid.ok_or("no uid")?;
+    expect_leader(port, true)?;
+
+    let frozen = Instant::now();
+    let freeze = {
+        let h = fx.h;
+        tokio::task::spawn_blocking(move || h.freeze_hub()).await??
+    };
+    let during = async {
+        // Steps down within its Lease, stays alive.
+        let stepped_down = loop {
+            fx.alive()?;
+            expect_code(port, "/livez", 200)?;
+            if expect_code(port, "/readyz", 503).is_ok() {
+                break frozen.elapsed();
+            }
+            if frozen.elapsed() > STEP_DOWN_WITHIN {
+                return Err(format!(
+                    "/readyz still 200 {:.0} s into the freeze",
+                    frozen.elapsed().as_secs_f64()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        expect_leader(port, false)?;
+        println!(
+            "stepped down {:.1} s into the freeze",
+            stepped_down.as_secs_f64()
+        );
+        // Not leader: a lost member must not make it write anything to the other.
+        let outage = {
+            let h = fx.h;
+            tokio::task::spawn_blocking(move || h.stop(EKS)).await??
+        };
+        let gke = Api::<Deployment>::namespaced(fx.member(GKE), &fx.app_ns);
+        let labels = ListParams::default().labels(&format!("{WORKLOAD_UID}={uid}"));
+        while frozen.elapsed() < FROZEN_FOR {
+            fx.alive()?;
+            expect_code(port, "/livez", 200)?;
+            expect_code(port, "/readyz", 503)?;
+            let written = gke.list(&labels).await?;
+            ensure!(
+                written.items.is_empty(),
+                "a non-leader wrote web's Deployment to {GKE}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        TestResult::Ok(outage)
+    }
+    .await;
+    tokio::task::spawn_blocking(move || freeze.end()).await??;
+    let outage = during?;
+    let thawed = Instant::now();
+
+    // The hub is back: it leads again and carries the failover out, no restart needed.
+    wait::until(
+        "leading again",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async { expect_leader(port, true) },
+    )
+    .await?;
+    expect_code(port, "/readyz", 200)?;
+    let led = thawed.elapsed();
+    let moved = fx
+        .wait_workload(
+            "web",
+            "2/2 on gke-euw1",
+            Duration::from_secs(60),
+            placed_on(fx.mc(GKE)),
+        )
+        .await;
+    tokio::task::spawn_blocking(move || outage.end()).await??;
+    moved?;
+    println!(
+        "leading again {:.1} s after the thaw; web 2/2 on {GKE} {:.1} s after it",
+        led.as_secs_f64(),
+        thawed.elapsed().as_secs_f64()
+    );
+    let starts = fx.with_operator(|op| op.starts());
+    ensure!(starts == 1, "the operator was started {starts} times");
+    fx.wait_health(EKS, "Healthy", Duration::from_secs(60))
+        .await?;
+    Ok(())
+}
+
+fn expect_code(port: u16, path: &str, want: u16) -> Result<(), String> {
+    match http_get(port, path)? {
+        (code, _) if code == want => Ok(()),
+        (code, body) => Err(format!("{path} answered {code}, expected {want}: {body}")),
+    }
 }
 
 async fn one_leader_and_takeover(h: &'static Harness) -> TestResult {

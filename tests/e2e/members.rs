@@ -558,7 +558,7 @@ impl Fixture {
         let pool = MemberPool::new();
         let (hub, ns, p) = (self.hub.clone(), self.namespace.clone(), pool.clone());
         self.run = Some(tokio::spawn(async move {
-            if let Err(e) = members::run(hub, ns, ConnectionOptions::default(), p).await {
+            if let Err(e) = members::run(hub, ns, ConnectionOptions::default(), p, true).await {
                 eprintln!("members::run failed: {e}");
             }
         }));

@@ -3,6 +3,10 @@
 //! | trial | asserts |
 //! |---|---|
 //! | `deletion_completes_with_kinds_members_refuse` | the member namespace Bascule created carries `pod-security.kubernetes.io/enforce` and `warn` = `baseline` (the default); a placed workload changed to also hold a kind the members do not serve (`example.com/v1 Widget`, 404), a cluster-scoped kind (`node.k8s.io/v1 RuntimeClass`) and a kind the member identity may not touch (`batch/v1 Job`, 403) is deleted: gone from the hub within 60 s (it used to stay Terminating), its Deployment and ConfigMap removed from the members, a Warning Event `ObjectsAbandoned` names the three kinds |
+//! | `policy_refuses_what_it_renders` | with the default tenancy policy, a workload whose override turns an Opaque Secret into a `kubernetes.io/service-account-token` one on eks-use1 (the CRD's CEL sees only the template) is `Degraded`/`Stalled` with reason `RefusedByPolicy`, naming eks-use1, `Secret/sneaky` and the type, and nothing of it is written to any member; a workload in the operator's namespace (denied by default) is refused the same way, naming the namespace, written nowhere, and deleted normally |
+//! | `paused_moves_hold_until_unpaused` | `held` and `free` (Failover, prefer eks-use1) placed on eks-use1; `held` annotated `bascule.dev/pause-moves: "true"`; eks-use1 stopped → `free` 2/2 on gke-euw1 within 30 s, `held` keeps `eks-use1=2` with `Degraded` reason `MovesPaused` naming the annotation and what it would do, and nothing of it is written to gke-euw1 5 s later; the annotation removed → `held` 2/2 on gke-euw1 within 30 s |
+//! | `dry_run_writes_nothing` | `placed` on eks-use1; the operator replaced by `bascule run --dry-run`; `preview` created and eks-use1 stopped → within 30 s the dry run logs `would: place eks-use1=2; write eks-use1=2` for preview and `would: place gke-euw1=2, starting a Failover from eks-use1 to gke-euw1; write gke-euw1=2` for placed; preview has no status and no finalizer, placed's resourceVersion is unchanged, eks-use1's MemberCluster still says Healthy, and gke-euw1 holds nothing of either; the live operator is then started again |
+//! | `another_hubs_objects_are_left_alone` | web (Failover, eks-use1) placed: its Deployment carries `bascule.dev/hub` = the uid of the hub's kube-system; a Deployment (3 replicas) and a ConfigMap labelled with web's UID but hub `another-hub` in web's namespace, and a Deployment with this hub's labels for web in another namespace, are created in eks-use1; after a reconcile web still shows `eks-use1=2`, desired 2, available 2 (not 5 or 8); web deleted → its own Deployment removed, the other hub's Deployment and ConfigMap left |
 //! | `unreadable_workload_affects_only_itself` | a placed workload turned unreadable (`maxReplicas: 2147483648`, stored while the CRD had no maximum, as before this release) is reported (Stalled, reason InvalidSpec, the field named; a Warning Event) and its member objects are left untouched; meanwhile other workloads are created, placed, failed over (eks-use1 stopped) and deleted, also after an operator restart (which used to serve no workload at all); deleting the unreadable one removes its objects from the members and completes |
 
 use std::collections::BTreeMap;
@@ -20,6 +24,7 @@ use bascule::api::MultiCloudWorkload;
 
 use crate::ensure;
 use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, WORKLOAD_UID, condition, describe};
+use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{TestResult, Topology, trial};
 use crate::workloads::small_manifests;
 
@@ -40,10 +45,51 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
             |h| async move {
                 let options = FleetOptions {
                     group: "tenancy",
+                    // Past the tenancy policy, so that the members' refusals are what is met.
+                    operator_args: vec![
+                        "--also-allowed-kinds=Job.batch,Widget.example.com,RuntimeClass.node.k8s.io"
+                            .into(),
+                    ],
                     ..FleetOptions::new("refused")
                 }
                 .success_threshold(1);
                 Fleet::run(h, options, refused_kinds).await
+            },
+        ),
+        trial("tenancy::policy_refuses_what_it_renders", |h| async move {
+            let options = FleetOptions {
+                group: "tenancy",
+                ..FleetOptions::new("policy")
+            }
+            .success_threshold(1);
+            Fleet::run(h, options, policy_refusals).await
+        }),
+        trial(
+            "tenancy::paused_moves_hold_until_unpaused",
+            |h| async move {
+                let options = FleetOptions {
+                    group: "tenancy",
+                    ..FleetOptions::new("paused")
+                };
+                Fleet::run(h, options, paused_moves).await
+            },
+        ),
+        trial("tenancy::dry_run_writes_nothing", |h| async move {
+            let options = FleetOptions {
+                group: "tenancy",
+                ..FleetOptions::new("dry")
+            };
+            Fleet::run(h, options, dry_run).await
+        }),
+        trial(
+            "tenancy::another_hubs_objects_are_left_alone",
+            |h| async move {
+                let options = FleetOptions {
+                    group: "tenancy",
+                    ..FleetOptions::new("hubs")
+                }
+                .success_threshold(1);
+                Fleet::run(h, options, other_hub).await
             },
         ),
         trial(
@@ -145,6 +191,385 @@ async fn refused_kinds(fx: &mut Fleet) -> TestResult {
         );
     }
     ensure!(abandoned.type_ == "Warning", "{abandoned:?}");
+    fx.alive()?;
+    Ok(())
+}
+
+/// The operator's tenancy policy (defaults) on what it would write: an override that turns a
+/// Secret into a ServiceAccount token on one member (the CRD's CEL sees only the template), and a
+/// workload in the operator's own namespace. Nothing of either is written; each says why.
+async fn policy_refusals(fx: &mut Fleet) -> TestResult {
+    let mut spec = failover("sneaky");
+    spec["template"]["manifests"]
+        .as_array_mut()
+        .ok_or("manifests")?
+        .push(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sneaky",
+                     "annotations": {"kubernetes.io/service-account.name": "default"}},
+                     "type": "Opaque"}),
+        );
+    spec["overrides"] = json!([{"name": "mint-a-token", "clusters": {"clusterNames": [fx.mc(EKS)]},
+        "manifests": [{"kind": "Secret", "name": "sneaky", "jsonPatch": [
+            {"op": "replace", "path": "/type", "value": "kubernetes.io/service-account-token"}]}]}]);
+    fx.create_workload("sneaky", spec).await?;
+    let sneaky = fx
+        .wait_workload("sneaky", "Degraded RefusedByPolicy", PLACED_WITHIN, |w| {
+            let s = w.status.as_ref().ok_or("no status")?;
+            match condition(&s.conditions, "Degraded") {
+                Some(c) if c.reason == "RefusedByPolicy" => Ok(()),
+                other => Err(format!("Degraded {other:?}")),
+            }
+        })
+        .await?;
+    let status = sneaky.status.clone().unwrap_or_default();
+    let degraded = condition(&status.conditions, "Degraded").ok_or("no Degraded")?;
+    ensure!(
+        degraded.message.contains(&fx.mc(EKS))
+            && degraded.message.contains("Secret/sneaky")
+            && degraded
+                .message
+                .contains("kubernetes.io/service-account-token"),
+        "the Degraded message does not name the cluster, object and why: {}",
+        degraded.message
+    );
+    let stalled = condition(&status.conditions, "Stalled").ok_or("no Stalled")?;
+    ensure!(stalled.status == "True", "Stalled {stalled:?}");
+    let uid = sneaky.uid().ok_or("no uid")?;
+    let written = member_objects(fx, &uid).await?;
+    ensure!(
+        written.is_empty(),
+        "sneaky's objects were written: {written:?}"
+    );
+
+    // The operator's namespace is denied by default.
+    let in_ops = Api::<MultiCloudWorkload>::namespaced(fx.hub.clone(), &fx.ops_ns);
+    let w: MultiCloudWorkload = serde_json::from_value(json!({
+        "apiVersion": "bascule.dev/v1alpha1", "kind": "MultiCloudWorkload",
+        "metadata": {"name": "in-ops", "namespace": fx.ops_ns},
+        "spec": failover("in-ops"),
+    }))?;
+    let in_ops_uid = in_ops
+        .create(&kube::api::PostParams::default(), &w)
+        .await?
+        .uid()
+        .ok_or("no uid")?;
+    let result = fx
+        .until(
+            "in-ops Degraded RefusedByPolicy",
+            PLACED_WITHIN,
+            POLL,
+            async || {
+                let w = in_ops.get("in-ops").await.map_err(|e| e.to_string())?;
+                let s = w.status.unwrap_or_default();
+                match condition(&s.conditions, "Degraded") {
+                    Some(c) if c.reason == "RefusedByPolicy" => Ok(c.message.clone()),
+                    other => Err(format!("Degraded {other:?}")),
+                }
+            },
+        )
+        .await;
+    let message = result?;
+    ensure!(
+        message.contains(&format!("namespace {}", fx.ops_ns)),
+        "the message does not name the namespace: {message}"
+    );
+    for member in [EKS, GKE] {
+        let found = Api::<Deployment>::namespaced(fx.member(member), &fx.ops_ns)
+            .list(&ListParams::default().labels(&format!("{WORKLOAD_UID}={in_ops_uid}")))
+            .await?;
+        ensure!(found.items.is_empty(), "in-ops was written to {member}");
+    }
+    in_ops.delete("in-ops", &DeleteParams::default()).await?;
+    fx.until(
+        "in-ops deleted",
+        DELETED_WITHIN,
+        POLL,
+        async || match in_ops.get_opt("in-ops").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await?;
+    fx.alive()?;
+    Ok(())
+}
+
+/// Incident control: a workload annotated `bascule.dev/pause-moves` stays on a stopped member
+/// (status says paused) while another fails over; the annotation removed, it moves too.
+async fn paused_moves(fx: &mut Fleet) -> TestResult {
+    for name in ["held", "free"] {
+        fx.create_workload(name, failover(name)).await?;
+    }
+    for name in ["held", "free"] {
+        wait_placed_on(fx, name, &fx.mc(EKS), PLACED_WITHIN).await?;
+    }
+    let annotate = |value: Value| {
+        Patch::Merge(json!({"metadata": {"annotations": {"bascule.dev/pause-moves": value}}}))
+    };
+    fx.workloads()
+        .patch("held", &PatchParams::default(), &annotate(json!("true")))
+        .await?;
+    let outage = {
+        let h = fx.h;
+        tokio::task::spawn_blocking(move || h.stop(EKS)).await??
+    };
+    let body = async {
+        wait_placed_on(fx, "free", &fx.mc(GKE), FAILOVER_WITHIN).await?;
+        let held = fx
+            .wait_workload("held", "Degraded MovesPaused", FAILOVER_WITHIN, |w| {
+                let s = w.status.as_ref().ok_or("no status")?;
+                match condition(&s.conditions, "Degraded") {
+                    Some(c) if c.reason == "MovesPaused" => Ok(()),
+                    other => Err(format!("Degraded {other:?}")),
+                }
+            })
+            .await?;
+        let s = held.status.clone().unwrap_or_default();
+        let message = &condition(&s.conditions, "Degraded")
+            .ok_or("Degraded")?
+            .message;
+        let want = format!("{}=2", fx.mc(EKS));
+        ensure!(
+            s.placement.as_deref() == Some(want.as_str())
+                && message.contains("bascule.dev/pause-moves")
+                && message.contains(&format!("it would be {}=2", fx.mc(GKE))),
+            "held: placement {:?}, Degraded {message}",
+            s.placement
+        );
+        // Still held a while later: nothing written to gke-euw1 for it.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let uid = held.uid().ok_or("no uid")?;
+        let on_gke = Api::<Deployment>::namespaced(fx.member(GKE), &fx.app_ns)
+            .list(&ListParams::default().labels(&format!("{WORKLOAD_UID}={uid}")))
+            .await?;
+        ensure!(
+            on_gke.items.is_empty(),
+            "held was written to {GKE} while paused"
+        );
+        let unpaused = std::time::Instant::now();
+        fx.workloads()
+            .patch("held", &PatchParams::default(), &annotate(Value::Null))
+            .await?;
+        wait_placed_on(fx, "held", &fx.mc(GKE), FAILOVER_WITHIN).await?;
+        println!(
+            "held: 2/2 on {GKE} {:.1} s after the pause was lifted",
+            unpaused.elapsed().as_secs_f64()
+        );
+        TestResult::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || outage.end()).await??;
+    body?;
+    fx.wait_health(EKS, "Healthy", Duration::from_secs(60))
+        .await?;
+    fx.alive()?;
+    Ok(())
+}
+
+/// Swaps the fleet's operator for one run with `extra_args`, under `label`.
+fn swap_operator(fx: &Fleet, label: &str, extra_args: &[&str]) -> TestResult {
+    let (h, ns) = (fx.h, fx.ops_ns.clone());
+    let mut options = OperatorOptions::new(&ns, label);
+    options.extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+    fx.with_operator(|op| -> Result<(), String> {
+        op.stop(Duration::from_secs(10))?;
+        *op = Operator::start(h, options)?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `bascule run --dry-run` in place of the live operator: it reports what it would do (a first
+/// placement; a failover when eks-use1 is stopped) and writes nothing to the members or the hub.
+async fn dry_run(fx: &mut Fleet) -> TestResult {
+    fx.create_workload("placed", failover("placed")).await?;
+    wait_placed_on(fx, "placed", &fx.mc(EKS), PLACED_WITHIN).await?;
+    let placed = fx.workload("placed").await?;
+    swap_operator(fx, "dry-run", &["--dry-run"])?;
+    let log = fx.with_operator(|op| op.log_path().to_path_buf());
+    let preview = fx.create_workload("preview", failover("preview")).await?;
+    let (eks, gke) = (fx.mc(EKS), fx.mc(GKE));
+    let report = async |workload: &str, what: &str| {
+        fx.until(
+            &format!("the dry run's report on {workload}"),
+            FAILOVER_WITHIN,
+            POLL,
+            async || {
+                let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+                text.lines()
+                    .find(|l| l.contains(&format!("/{workload} ")) && l.contains(what))
+                    .map(|l| println!("{l}"))
+                    .ok_or_else(|| format!("no {what:?} yet"))
+            },
+        )
+        .await
+    };
+    report("preview", &format!("would: place {eks}=2; write {eks}=2")).await?;
+    let outage = {
+        let h = fx.h;
+        tokio::task::spawn_blocking(move || h.stop(EKS)).await??
+    };
+    let body = async {
+        report(
+            "placed",
+            &format!(
+                "would: place {gke}=2, starting a Failover from {eks} to {gke}; write {gke}=2"
+            ),
+        )
+        .await?;
+        // Nothing on the hub: no status, no finalizer; the live status untouched; the stopped
+        // member still Healthy on the hub (no MemberCluster status written).
+        let p = fx.workload("preview").await?;
+        ensure!(
+            p.status.is_none() && p.finalizers().is_empty(),
+            "preview: status {:?}, finalizers {:?}",
+            p.status,
+            p.finalizers()
+        );
+        let now = fx.workload("placed").await?;
+        ensure!(
+            now.metadata.resource_version == placed.metadata.resource_version,
+            "placed was written: {:?}",
+            now.status
+        );
+        let mc = fx.member_cluster(EKS).await?;
+        ensure!(
+            crate::support::fleet::health_of(&mc) == "Healthy",
+            "the dry run wrote {EKS}'s status: {:?}",
+            mc.status
+        );
+        // Nothing on the surviving member.
+        for uid in [preview.uid(), placed.uid()].into_iter().flatten() {
+            let found = Api::<Deployment>::namespaced(fx.member(GKE), &fx.app_ns)
+                .list(&ListParams::default().labels(&format!("{WORKLOAD_UID}={uid}")))
+                .await?;
+            ensure!(found.items.is_empty(), "the dry run wrote to {GKE}");
+        }
+        TestResult::Ok(())
+    }
+    .await;
+    tokio::task::spawn_blocking(move || outage.end()).await??;
+    swap_operator(fx, "after-dry-run", &[])?;
+    body?;
+    fx.wait_health(EKS, "Healthy", Duration::from_secs(60))
+        .await?;
+    fx.alive()?;
+    Ok(())
+}
+
+/// A member shared with another hub: objects labelled with web's UID but another hub's id, and
+/// an object with this hub's labels in another namespace, are neither counted nor touched — not
+/// by a reconcile, not by web's deletion. What this hub places carries its id (the uid of the
+/// hub's kube-system namespace by default).
+async fn other_hub(fx: &mut Fleet) -> TestResult {
+    fx.create_workload("web", failover("web")).await?;
+    wait_placed_on(fx, "web", &fx.mc(EKS), PLACED_WITHIN).await?;
+    let web = fx.workload("web").await?;
+    let uid = web.uid().ok_or("no uid")?;
+    let hub_id = Api::<Namespace>::all(fx.hub.clone())
+        .get("kube-system")
+        .await?
+        .uid()
+        .ok_or("kube-system has no uid")?;
+    let deployments = Api::<Deployment>::namespaced(fx.member(EKS), &fx.app_ns);
+    let ours = deployments.get("web").await?;
+    ensure!(
+        ours.labels().get("bascule.dev/hub") == Some(&hub_id),
+        "web's Deployment is not labelled with this hub's id {hub_id}: {:?}",
+        ours.labels()
+    );
+    let labels = |hub: &str| {
+        json!({"app.kubernetes.io/managed-by": "bascule", "bascule.dev/workload-namespace": fx.app_ns,
+               "bascule.dev/workload-name": "web", WORKLOAD_UID: uid, "bascule.dev/hub": hub})
+    };
+    let impostor = |name: &str, hub: &str| -> Result<Deployment, serde_json::Error> {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels(hub)},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "registry.example/x:1"}]}}}
+        }))
+    };
+    let pp = kube::api::PostParams::default();
+    deployments
+        .create(&pp, &impostor("other-hubs", "another-hub")?)
+        .await?;
+    let copied: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "other-hubs", "labels": labels("another-hub")}}),
+    )?;
+    Api::<ConfigMap>::namespaced(fx.member(EKS), &fx.app_ns)
+        .create(&pp, &copied)
+        .await?;
+    // This hub's labels, on an object in another namespace.
+    let elsewhere = format!("{}-elsewhere", fx.app_ns);
+    Api::<Namespace>::all(fx.member(EKS))
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": elsewhere}}))?,
+        )
+        .await?;
+    Api::<Deployment>::namespaced(fx.member(EKS), &elsewhere)
+        .create(&pp, &impostor("web", &hub_id)?)
+        .await?;
+    let result = async {
+        // A reconcile (an annotation changed), then a few seconds for the members to report.
+        fx.workloads()
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"e2e": "poke"}}})),
+            )
+            .await?;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let w = fx.workload("web").await?;
+        let s = w.status.clone().unwrap_or_default();
+        let replicas = s.replicas.clone().unwrap_or_default();
+        ensure!(
+            s.placement.as_deref() == Some(format!("{}=2", fx.mc(EKS)).as_str())
+                && replicas.desired == 2
+                && replicas.available == 2,
+            "web counts objects that are not its own: placement {:?}, replicas {replicas:?}",
+            s.placement
+        );
+        // Deleted: its own objects go, the other hub's stay.
+        fx.workloads()
+            .delete("web", &DeleteParams::default())
+            .await?;
+        fx.until("web deleted", DELETED_WITHIN, POLL, async || {
+            match fx.workloads().get_opt("web").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await?;
+        ensure!(
+            deployments.get_opt("web").await?.is_none(),
+            "web's own Deployment was not removed"
+        );
+        ensure!(
+            deployments.get_opt("other-hubs").await?.is_some(),
+            "the other hub's Deployment was deleted"
+        );
+        ensure!(
+            Api::<ConfigMap>::namespaced(fx.member(EKS), &fx.app_ns)
+                .get_opt("other-hubs")
+                .await?
+                .is_some(),
+            "the other hub's ConfigMap was deleted"
+        );
+        TestResult::Ok(())
+    }
+    .await;
+    let _ = Api::<Namespace>::all(fx.member(EKS))
+        .delete(&elsewhere, &DeleteParams::default())
+        .await;
+    for name in ["other-hubs"] {
+        let _ = deployments.delete(name, &DeleteParams::default()).await;
+        let _ = Api::<ConfigMap>::namespaced(fx.member(EKS), &fx.app_ns)
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
+    result?;
     fx.alive()?;
     Ok(())
 }

@@ -8,7 +8,7 @@
 --                observedGeneration) behind metadata.generation: Bascule has not acted on the
 --                last change yet
 --   Degraded     Degraded=True for a reason a person must fix (OwnershipConflict, InvalidTemplate,
---                RenderFailed, MoveBudgetExhausted, InvalidSpec, Forbidden), or Ready=False because nothing can be placed
+--                RenderFailed, MoveBudgetExhausted, InvalidSpec, Forbidden, RefusedByPolicy, MovesPaused), or Ready=False because nothing can be placed
 --                (Unschedulable, FailStatic)
 --   Progressing  Progressing=True (replicas being placed, surged or drained), or no verdict yet
 --   Healthy      Ready=True
@@ -26,6 +26,8 @@ local DEGRADED_REASONS = {
   MoveBudgetExhausted = true,
   InvalidSpec = true,
   Forbidden = true,
+  RefusedByPolicy = true,
+  MovesPaused = true,
 }
 local UNPLACEABLE_REASONS = {
   Unschedulable = true,

@@ -53,6 +53,8 @@ pub struct FleetOptions {
     pub health: Value,
     /// Member clients that give up fast (for trials that stop or freeze members).
     pub short_member_timeouts: bool,
+    /// More arguments for `bascule run`.
+    pub operator_args: Vec<String>,
 }
 
 impl FleetOptions {
@@ -64,6 +66,7 @@ impl FleetOptions {
             health: json!({"periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 3,
                            "successThreshold": 15}),
             short_member_timeouts: true,
+            operator_args: Vec::new(),
         }
     }
 
@@ -205,10 +208,10 @@ impl Fleet {
         if !foreign.is_empty() {
             println!("warning: MemberClusters left by others on the hub: {foreign:?}");
         }
-        let op = Operator::start(
-            self.h,
-            OperatorOptions::new(&self.ops_ns, &format!("operator-{}", options.label)),
-        )?;
+        let mut operator =
+            OperatorOptions::new(&self.ops_ns, &format!("operator-{}", options.label));
+        operator.extra_args = options.operator_args.clone();
+        let op = Operator::start(self.h, operator)?;
         println!(
             "operator pid {:?}, log {}",
             op.pid(),

@@ -402,8 +402,21 @@ impl Harness {
 
     /// Thaws a frozen kube-apiserver (SIGCONT).
     pub fn thaw(&self, member: &str) -> Result<()> {
-        self.check_member(member)?;
+        if member != self.hub() {
+            self.check_member(member)?;
+        }
         self.script(&["thaw", member]).map(drop)
+    }
+
+    /// Freezes the hub's kube-apiserver (SIGSTOP); the guard thaws it when dropped.
+    pub fn freeze_hub(&self) -> Result<Outage<'_>> {
+        self.script(&["freeze", self.hub()])?;
+        Ok(Outage {
+            harness: self,
+            member: self.hub().into(),
+            kind: FaultKind::Frozen,
+            active: true,
+        })
     }
 
     /// Makes the given nodes (all if `None`) Ready again; returns once the API shows them Ready.
