@@ -58,6 +58,26 @@ pub struct MemberClusterSpec {
     pub health: HealthSettings,
 }
 
+/// The taint a MemberCluster being deleted carries in the engine's eyes (`NoExecute`): its
+/// replicas move elsewhere, make-before-break, and nothing new is placed there.
+pub const REMOVAL_TAINT: &str = "bascule.dev/member-removed";
+
+impl MemberCluster {
+    /// The taints the engine applies: the spec's, plus [`REMOVAL_TAINT`] once the object is being
+    /// deleted.
+    pub fn taints_in_force(&self) -> Vec<crate::api::Taint> {
+        let mut taints = self.spec.taints.clone();
+        if self.metadata.deletion_timestamp.is_some() {
+            taints.push(crate::api::Taint {
+                key: REMOVAL_TAINT.to_string(),
+                value: None,
+                effect: crate::api::TaintEffect::NoExecute,
+            });
+        }
+        taints
+    }
+}
+
 impl MemberClusterSpec {
     /// The provider in force: declared in the spec, else `detected` from the nodes now, else
     /// `recorded` in the status (the nodes were not listed yet). One rule for the engine, the

@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric.
     #[arg(long, env = "BASCULE_HUB_ID", value_parser = hub_id)]
     hub_id: Option<String>,
+    /// Seconds a deleted MemberCluster waits for its workloads' objects to be removed from the
+    /// member (their replicas move elsewhere first) before it goes anyway, with a Warning Event
+    /// naming what may be left: a member that cannot be reached.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    member_removal_timeout: u64,
     /// Workloads reconciled at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -137,6 +142,7 @@ impl RunArgs {
             pause_moves: self.pause_moves,
             dry_run: self.dry_run,
             hub_id: self.hub_id,
+            member_removal_timeout: std::time::Duration::from_secs(self.member_removal_timeout),
             instance,
             failover_starts_per_second: self.failover_starts_per_second,
             http_addr: self.http_addr,

@@ -23,6 +23,7 @@ pub mod invalid;
 pub mod leader;
 pub mod place;
 pub mod reconcile;
+pub mod removal;
 pub mod retry;
 pub mod run;
 pub mod triggers;

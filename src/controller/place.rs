@@ -75,6 +75,12 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
     let mut names: BTreeSet<String> = decision.placement.keys().cloned().collect();
     names.extend(previous.clusters.iter().map(|c| c.name.clone()));
     names.extend(ctx.observer.clusters_of(&uid));
+    // A member whose MemberCluster is gone is the workload's no longer: nothing can be asked of
+    // it or removed from it any more (its removal waited for that), so its row leaves the status
+    // instead of showing it unreachable for ever.
+    if ctx.pool.listed() {
+        names.retain(|n| decision.placement.contains_key(n) || ctx.pool.snapshot(n).is_some());
+    }
     let fleet: Fleet = names
         .iter()
         .map(|n| (n.clone(), observe(ctx, n, &uid)))

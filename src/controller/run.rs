@@ -50,6 +50,9 @@ pub struct Options {
     /// This hub's id, labelled on everything it places; none: the uid of the hub's
     /// `kube-system` namespace.
     pub hub_id: Option<String>,
+    /// How long a deleted MemberCluster waits for its workloads' objects to be removed before
+    /// it goes anyway (an unreachable member).
+    pub member_removal_timeout: std::time::Duration,
 }
 
 /// Why the controller stopped.
@@ -285,6 +288,11 @@ async fn lead(
     let store = controller.store();
     let (tx, rx) = mpsc::unbounded_channel();
     let from_observer = AbortOnDrop(tokio::spawn(triggers::from_observer(changed, tx.clone())));
+    let removals = AbortOnDrop(tokio::spawn(super::removal::run(
+        ctx.clone(),
+        store.clone(),
+        opts.member_removal_timeout,
+    )));
     let from_members = AbortOnDrop(tokio::spawn(triggers::from_members(ctx.clone(), store, tx)));
     let requests =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
@@ -323,7 +331,7 @@ async fn lead(
         () = controller => Ok(None),
         why = leader_watch => Ok(why),
     };
-    drop((from_observer, from_members));
+    drop((from_observer, from_members, removals));
     match (ended, leadership) {
         (Err(e), _) => Term::Failed(e),
         (Ok(Some(why)), Some(l)) => Term::Lost(l, why),

@@ -292,7 +292,7 @@ impl Member {
             } else {
                 None
             },
-            taints: cluster.spec.taints.clone(),
+            taints: cluster.taints_in_force(),
             available: None,
         }
     }

@@ -79,7 +79,7 @@ impl ClusterSnapshot {
             labels: mc.metadata.labels.clone().unwrap_or_default(),
             health,
             health_since: status.and_then(|s| s.health_since.as_ref()).map(|t| t.0),
-            taints: mc.spec.taints.clone(),
+            taints: mc.taints_in_force(),
             available: status.and_then(|s| Resources::from_quantities(&s.available)),
         }
     }

@@ -67,6 +67,7 @@ pub fn admit(
         decision,
         rebalance,
         why,
+        leaving,
     } = decided;
     let mut intent = Intent {
         decision,
@@ -97,6 +98,13 @@ pub fn admit(
     let Some(m) = moves::classify(&current, &intent.decision, rebalance, why) else {
         return intent;
     };
+    if m.from.iter().all(|c| leaving.contains(c)) {
+        // The platform team removed the clusters it leaves: not the workload's failure, so
+        // not paid for from its budget (and never refused by it).
+        intent.last_failover = Some(moves::started(&m, now));
+        intent.starting = Some(m);
+        return intent;
+    }
     match moves::admit(budget, &previous.recent_moves, now) {
         Admission::Refused { message, until } => {
             intent.budget_until = Some(until);
@@ -268,6 +276,27 @@ mod tests {
         w.metadata.annotations = Some([(PAUSE_ANNOTATION.to_string(), "false".into())].into());
         assert_eq!(paused_by(&w, false), None);
         assert!(intent(&w, ClusterHealth::Unhealthy).starting.is_some());
+    }
+
+    #[test]
+    fn leaving_a_removed_member_costs_no_budget() {
+        // The budget is spent, and eks's MemberCluster is being deleted.
+        let w = workload(1, &[-100]);
+        let mut snapshots = clusters(ClusterHealth::Healthy, -3600);
+        snapshots[0].taints.push(crate::api::Taint {
+            key: crate::api::member_cluster::REMOVAL_TAINT.into(),
+            value: None,
+            effect: crate::api::TaintEffect::NoExecute,
+        });
+        let i = admit(&w, decision_for(&w, &snapshots, at(0)), at(0), None);
+        let m = i.starting.as_ref().expect("the replicas leave eks");
+        assert_eq!(
+            (m.from.as_slice(), m.to.as_slice()),
+            (&["eks".to_string()][..], &["gke".to_string()][..])
+        );
+        assert_eq!(i.decision.summary(), "gke=4");
+        assert_eq!(i.recent_moves.len(), 1, "not counted");
+        assert!(i.problems.is_empty(), "{:?}", i.problems);
     }
 
     #[test]

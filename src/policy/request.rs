@@ -9,6 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::rebalance::{self, FAILBACK_ANNOTATION, Why};
+use crate::api::member_cluster::REMOVAL_TAINT;
 use crate::api::{MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::placement::{ClusterSnapshot, Decision, Rebalance, Replicas, Request, decide};
 
@@ -18,6 +19,9 @@ pub struct Decided {
     pub decision: Decision,
     pub rebalance: Rebalance,
     pub why: Why,
+    /// Clusters whose MemberCluster is being deleted: replicas leaving them are not a move the
+    /// workload's budget pays for.
+    pub leaving: std::collections::BTreeSet<String>,
 }
 
 /// The decision the controller makes for `w` now, from the placement in force.
@@ -68,6 +72,11 @@ pub fn decision_from(
         decision,
         rebalance,
         why,
+        leaving: clusters
+            .iter()
+            .filter(|c| c.taints.iter().any(|t| t.key == REMOVAL_TAINT))
+            .map(|c| c.name.clone())
+            .collect(),
     }
 }
 

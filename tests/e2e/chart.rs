@@ -274,7 +274,11 @@ const CHART: &str = "charts/bascule";
 
 /// The hub permissions of docs/install.md, rule by rule: (apiGroup, resource, verbs).
 const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
-    ("bascule.dev", "memberclusters", &["get", "list", "watch"]),
+    (
+        "bascule.dev",
+        "memberclusters",
+        &["get", "list", "watch", "patch", "update"],
+    ),
     (
         "bascule.dev",
         "memberclusters/status",
@@ -1291,11 +1295,7 @@ impl Install {
                 .await;
             let _ = workloads.delete("web", &DeleteParams::default()).await;
         }
-        for mc in &self.clusters {
-            let _ = Api::<MemberCluster>::all(self.hub.clone())
-                .delete(mc, &DeleteParams::default())
-                .await;
-        }
+        crate::support::delete_member_clusters(&self.hub, &self.clusters).await;
         let hub_kubeconfig = self.h.kubeconfig(self.h.hub());
         if let Err(e) = self
             .tools

@@ -940,6 +940,8 @@ impl Shop {
             {
                 problems.push(format!("kubectl delete -k: {e}"));
             }
+            // The operator that would release them is stopped.
+            crate::support::delete_member_clusters(&self.hub, ["eks-use1", "gke-euw1"]).await;
             for (m, member) in &self.members {
                 if let Err(e) = Api::<Namespace>::all(member.clone())
                     .delete(SHOP, &DeleteParams::default())

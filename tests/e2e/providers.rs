@@ -618,10 +618,7 @@ impl Drop for Cleanup {
         // A fresh thread with its own runtime: Drop may run inside the trial's runtime.
         let _ = std::thread::spawn(move || {
             crate::support::block_on(async move {
-                let api = Api::<MemberCluster>::all(hub.clone());
-                for m in mcs {
-                    let _ = api.delete(&m, &DeleteParams::default()).await;
-                }
+                crate::support::delete_member_clusters(&hub, &mcs).await;
                 let _ = Api::<Namespace>::all(hub)
                     .delete(&ns, &DeleteParams::default())
                     .await;

@@ -7,6 +7,7 @@
 //! | `paused_moves_hold_until_unpaused` | `held` and `free` (Failover, prefer eks-use1) placed on eks-use1; `held` annotated `bascule.dev/pause-moves: "true"`; eks-use1 stopped → `free` 2/2 on gke-euw1 within 30 s, `held` keeps `eks-use1=2` with `Degraded` reason `MovesPaused` naming the annotation and what it would do, and nothing of it is written to gke-euw1 5 s later; the annotation removed → `held` 2/2 on gke-euw1 within 30 s |
 //! | `dry_run_writes_nothing` | `placed` on eks-use1; the operator replaced by `bascule run --dry-run`; `preview` created and eks-use1 stopped → within 30 s the dry run logs `would: place eks-use1=2; write eks-use1=2` for preview and `would: place gke-euw1=2, starting a Failover from eks-use1 to gke-euw1; write gke-euw1=2` for placed; preview has no status and no finalizer, placed's resourceVersion is unchanged, eks-use1's MemberCluster still says Healthy, and gke-euw1 holds nothing of either; the live operator is then started again |
 //! | `another_hubs_objects_are_left_alone` | web (Failover, eks-use1) placed: its Deployment carries `bascule.dev/hub` = the uid of the hub's kube-system; a Deployment (3 replicas) and a ConfigMap labelled with web's UID but hub `another-hub` in web's namespace, and a Deployment with this hub's labels for web in another namespace, are created in eks-use1; after a reconcile web still shows `eks-use1=2`, desired 2, available 2 (not 5 or 8); web deleted → its own Deployment removed, the other hub's Deployment and ConfigMap left |
+//! | `removed_member_is_drained_then_released` | web (Failover, budget 1 move) on eks-use1, whose MemberCluster carries the finalizer `bascule.dev/member-cleanup`; the MemberCluster deleted → web 2/2 on gke-euw1 within 30 s, its Deployment and ConfigMap gone from eks-use1, the MemberCluster gone within 60 s; web's status has no eks-use1 row, is not Degraded, and `recentMoves` is empty (the move was not paid for) |
 //! | `unreadable_workload_affects_only_itself` | a placed workload turned unreadable (`maxReplicas: 2147483648`, stored while the CRD had no maximum, as before this release) is reported (Stalled, reason InvalidSpec, the field named; a Warning Event) and its member objects are left untouched; meanwhile other workloads are created, placed, failed over (eks-use1 stopped) and deleted, also after an operator restart (which used to serve no workload at all); deleting the unreadable one removes its objects from the members and completes |
 
 use std::collections::BTreeMap;
@@ -90,6 +91,17 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
                 }
                 .success_threshold(1);
                 Fleet::run(h, options, other_hub).await
+            },
+        ),
+        trial(
+            "tenancy::removed_member_is_drained_then_released",
+            |h| async move {
+                let options = FleetOptions {
+                    group: "tenancy",
+                    ..FleetOptions::new("removed")
+                }
+                .success_threshold(1);
+                Fleet::run(h, options, removed_member).await
             },
         ),
         trial(
@@ -570,6 +582,91 @@ async fn other_hub(fx: &mut Fleet) -> TestResult {
             .await;
     }
     result?;
+    fx.alive()?;
+    Ok(())
+}
+
+/// eks-use1's MemberCluster deleted while `web` runs there: web moves to gke-euw1 (not paid for
+/// from its one-move budget), its objects are removed from eks-use1, then the MemberCluster
+/// goes, and web's status no longer mentions eks-use1.
+async fn removed_member(fx: &mut Fleet) -> TestResult {
+    let mut spec = failover("web");
+    spec["failover"] = json!({"budget": {"maxMoves": 1, "windowSeconds": 3600}});
+    fx.create_workload("web", spec).await?;
+    wait_placed_on(fx, "web", &fx.mc(EKS), PLACED_WITHIN).await?;
+    let uid = fx.workload("web").await?.uid().ok_or("no uid")?;
+    let mc = fx.member_clusters().get(&fx.mc(EKS)).await?;
+    ensure!(
+        mc.finalizers()
+            .iter()
+            .any(|f| f == "bascule.dev/member-cleanup"),
+        "{EKS}'s MemberCluster has no finalizer: {:?}",
+        mc.finalizers()
+    );
+    let removed = std::time::Instant::now();
+    fx.member_clusters()
+        .delete(&fx.mc(EKS), &DeleteParams::default())
+        .await?;
+    wait_placed_on(fx, "web", &fx.mc(GKE), FAILOVER_WITHIN).await?;
+    let moved = removed.elapsed();
+    let on_eks = Api::<Deployment>::namespaced(fx.member(EKS), &fx.app_ns);
+    let labels = ListParams::default().labels(&format!("{WORKLOAD_UID}={uid}"));
+    fx.until(
+        "web's objects removed from eks-use1",
+        FAILOVER_WITHIN,
+        POLL,
+        async || {
+            let left = on_eks.list(&labels).await.map_err(|e| e.to_string())?;
+            let configmaps = Api::<ConfigMap>::namespaced(fx.member(EKS), &fx.app_ns)
+                .list(&labels)
+                .await
+                .map_err(|e| e.to_string())?;
+            match left.items.len() + configmaps.items.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} left")),
+            }
+        },
+    )
+    .await?;
+    fx.until(
+        "the MemberCluster gone",
+        DELETED_WITHIN,
+        POLL,
+        async || match fx.member_clusters().get_opt(&fx.mc(EKS)).await {
+            Ok(None) => Ok(()),
+            other => Err(format!(
+                "{:?}",
+                other.map(|m| m.map(|m| m.finalizers().to_vec()))
+            )),
+        },
+    )
+    .await?;
+    let gone = removed.elapsed();
+    let w = fx
+        .wait_workload("web", "no row for eks-use1", PLACED_WITHIN, |w| {
+            let s = w.status.as_ref().ok_or("no status")?;
+            match s.clusters.iter().find(|c| c.name.starts_with(EKS)) {
+                Some(c) => Err(format!("still a row: {c:?}")),
+                None => Ok(()),
+            }
+        })
+        .await?;
+    let s = w.status.clone().unwrap_or_default();
+    let degraded = condition(&s.conditions, "Degraded");
+    ensure!(
+        degraded.is_none_or(|c| c.status == "False"),
+        "web Degraded: {degraded:?}"
+    );
+    ensure!(
+        s.recent_moves.is_empty(),
+        "the move off a removed member was paid for: {:?}",
+        s.recent_moves
+    );
+    println!(
+        "removed member: web 2/2 on {GKE} {:.1} s after the deletion, MemberCluster gone after {:.1} s",
+        moved.as_secs_f64(),
+        gone.as_secs_f64()
+    );
     fx.alive()?;
     Ok(())
 }

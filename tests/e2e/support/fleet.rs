@@ -284,12 +284,7 @@ impl Fleet {
                 let _ = api.delete(&name, &DeleteParams::default()).await;
             }
         }
-        for name in &self.clusters {
-            let _ = self
-                .member_clusters()
-                .delete(name, &DeleteParams::default())
-                .await;
-        }
+        super::delete_member_clusters(&self.hub, &self.clusters).await;
         for ns in [&self.ops_ns, &self.app_ns] {
             let _ = Api::<Namespace>::all(self.hub.clone())
                 .delete(ns, &DeleteParams::default())

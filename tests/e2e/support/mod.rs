@@ -609,3 +609,24 @@ pub fn unique_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Deletes MemberClusters whatever their finalizer: the operator that would release them (once
+/// nothing is placed there) is usually stopped already when a fixture cleans up.
+pub async fn delete_member_clusters<S: AsRef<str>>(
+    hub: &kube::Client,
+    names: impl IntoIterator<Item = S>,
+) {
+    use kube::api::{Api, DeleteParams, Patch, PatchParams};
+    let api = Api::<bascule::api::MemberCluster>::all(hub.clone());
+    for name in names {
+        let name = name.as_ref();
+        let _ = api.delete(name, &DeleteParams::default()).await;
+        let _ = api
+            .patch_metadata(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+            )
+            .await;
+    }
+}
