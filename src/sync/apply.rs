@@ -15,7 +15,7 @@ use kube::api::{
     PatchParams, PostParams, Preconditions,
 };
 use kube::discovery::{self, Scope};
-use kube::{Client, Error as KubeError};
+use kube::{Client, Error as KubeError, ResourceExt};
 use serde_json::Value;
 
 use super::diff::{self, Action, Existing, ObjectKey};
@@ -33,6 +33,9 @@ pub struct Report {
     pub deleted: usize,
     /// Objects held by another owner, left untouched: (object, owner).
     pub conflicts: Vec<(ObjectKey, String)>,
+    /// Objects not created because another of the workload's objects is held by another owner
+    /// (a workload claims all of its objects in a member or none): (object, why).
+    pub unclaimed: Vec<(ObjectKey, String)>,
     /// `apiVersion/kind` of the workload's objects present in the member after the sync.
     pub kinds: BTreeSet<String>,
     /// In a removal (nothing rendered): kinds whose objects the member refuses for good to
@@ -375,7 +378,14 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
         hub: &cache.hub_id,
         uid: workload_uid,
     };
-    for action in diff::actions(&owner, rendered, &existing) {
+    let manager = field_manager(workload_uid);
+    let (claims, actions) = diff::claims(diff::actions(&owner, rendered, &existing), &existing);
+    // Held by another owner already: nothing more is claimed here (all or nothing).
+    let mut held_elsewhere = actions.iter().find_map(|a| match a {
+        Action::Conflict { key, owner } => Some(format!("{key} is held by {owner}")),
+        _ => None,
+    });
+    for action in actions {
         match action {
             Action::Apply(mut obj) => {
                 let key = ObjectKey::of(&obj);
@@ -388,14 +398,18 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
                 }
                 set_annotation(&mut obj, RENDERED_HASH, &hash);
                 let api = dynamic(client, namespace, &resources[&t]);
-                let pp = PatchParams::apply(FIELD_MANAGER).force();
-                api.patch(&key.name, &pp, &Patch::Apply(&obj))
+                // Ours (its labels say so): forced, so that a field another manager took is
+                // taken back.
+                let pp = PatchParams::apply(&manager).force();
+                let applied = api
+                    .patch(&key.name, &pp, &Patch::Apply(&obj))
                     .await
                     .map_err(|source| SyncError::Api {
                         what: format!("apply {key}"),
                         source,
                     })?;
                 report.applied += 1;
+                drop_legacy_manager(&api, &applied).await;
             }
             Action::Conflict { key, owner } => report.conflicts.push((key, owner)),
             Action::Delete(key) => {
@@ -431,7 +445,91 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
             }
         }
     }
+    // Claims, in the same order for every workload, none after the first object another owner
+    // holds: two workloads naming the same objects cannot split them between them, whatever the
+    // timing. A claim is an apply without force by this workload's own field manager, so that
+    // the API server refuses it (409) when another workload's manager set the ownership labels
+    // first.
+    for mut obj in claims {
+        let key = ObjectKey::of(&obj);
+        let t = type_key(&obj);
+        if let Some(why) = &held_elsewhere {
+            report.unclaimed.push((key, why.clone()));
+            continue;
+        }
+        report.kinds.insert(t.clone());
+        let hash = rendered_hash(&obj);
+        set_annotation(&mut obj, RENDERED_HASH, &hash);
+        let api = dynamic(client, namespace, &resources[&t]);
+        match api
+            .patch(
+                &key.name,
+                &PatchParams::apply(&manager),
+                &Patch::Apply(&obj),
+            )
+            .await
+        {
+            Ok(_) => report.applied += 1,
+            Err(KubeError::Api(s)) if s.code == 409 => {
+                let labels = api
+                    .get_metadata_opt(&key.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|m| m.metadata.labels)
+                    .unwrap_or_default();
+                let holder = diff::owner_of(&Existing {
+                    key: key.clone(),
+                    labels,
+                });
+                held_elsewhere = Some(format!("{key} is held by {holder}"));
+                report.conflicts.push((key, holder));
+            }
+            Err(source) => {
+                return Err(SyncError::Api {
+                    what: format!("create {key}"),
+                    source,
+                });
+            }
+        }
+    }
     Ok(report)
+}
+
+/// The field manager of one workload's objects in members: its own, so that the API server
+/// itself tells two workloads' claims on one object apart.
+pub fn field_manager(workload_uid: &str) -> String {
+    format!("{FIELD_MANAGER}-{workload_uid}")
+}
+
+/// Releases what releases before per-workload field managers applied (manager `bascule`), once:
+/// left in place, it would keep every field it set even after the template drops it.
+async fn drop_legacy_manager(api: &Api<DynamicObject>, obj: &DynamicObject) {
+    let Some(i) = obj
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .position(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.subresource.is_none())
+    else {
+        return;
+    };
+    let path = format!("/metadata/managedFields/{i}");
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "test", "path": format!("{path}/manager"), "value": FIELD_MANAGER},
+        {"op": "remove", "path": path}
+    ]))
+    .expect("a valid JSON patch");
+    if let Err(error) = api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await
+    {
+        tracing::debug!(%error, object = %obj.name_any(), "legacy field manager not dropped; retried on the next apply");
+    }
 }
 
 /// A member's answer that a retry cannot change: 403, 404, or discovery's "no such kind".

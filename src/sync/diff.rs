@@ -124,6 +124,28 @@ fn owner_uid(e: &Existing) -> Option<&str> {
     e.labels.get(labels::WORKLOAD_UID).map(String::as_str)
 }
 
+/// Who holds `e`, in words.
+pub fn owner_of(e: &Existing) -> String {
+    describe_owner(owner_uid(e), e)
+}
+
+/// Splits `actions` into the objects to claim (to apply, not there yet), in a fixed order
+/// (group, kind, name: the same for every workload naming them), and the rest, in order.
+pub fn claims(actions: Vec<Action>, existing: &[Existing]) -> (Vec<Value>, Vec<Action>) {
+    let mut claims = Vec::new();
+    let mut rest = Vec::new();
+    for a in actions {
+        match a {
+            Action::Apply(obj) if !existing.iter().any(|e| e.key == ObjectKey::of(&obj)) => {
+                claims.push(obj)
+            }
+            a => rest.push(a),
+        }
+    }
+    claims.sort_by_key(|o| same_object(&ObjectKey::of(o)));
+    (claims, rest)
+}
+
 fn describe_owner(uid: Option<&str>, e: &Existing) -> String {
     let workload = match (
         uid,
@@ -262,6 +284,40 @@ mod tests {
         assert!(
             matches!(&a[..], [Action::Apply(_), Action::Delete(k)] if k.name == "old"),
             "{a:?}"
+        );
+    }
+
+    #[test]
+    fn claims_come_in_one_order_whatever_the_template_order() {
+        let ours = existing("Deployment", "web", &[(labels::WORKLOAD_UID, UID)]);
+        let rendered = |names: &[(&str, &str)]| -> Vec<Value> {
+            names.iter().map(|(k, n)| obj(k, n)).collect()
+        };
+        let a = actions(
+            &OURS,
+            rendered(&[
+                ("Service", "b"),
+                ("Deployment", "web"),
+                ("ConfigMap", "z"),
+                ("ConfigMap", "a"),
+            ]),
+            std::slice::from_ref(&ours),
+        );
+        let (claims, rest) = claims(a, &[ours.clone()]);
+        let order: Vec<String> = claims
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(order, ["ConfigMap/a", "ConfigMap/z", "Service/b"]);
+        assert!(
+            matches!(&rest[..], [Action::Apply(o)] if o["metadata"]["name"] == "web"),
+            "{rest:?}"
         );
     }
 

@@ -114,6 +114,9 @@ async fn eks_trial(
         .unwrap_or_default()
         .to_string();
     let mut options = OperatorOptions::new(&ns, "providers-eks");
+    // The trial's one namespace holds the operator and the workload: the default tenancy policy
+    // would refuse placing into the operator's namespace.
+    options.extra_args = vec!["--denied-namespaces=kube-*".into()];
     options.env = vec![
         ("AWS_ACCESS_KEY_ID".into(), hub_key),
         ("AWS_SECRET_ACCESS_KEY".into(), hub_secret.clone()),
@@ -249,7 +252,12 @@ async fn gke_trial(
     let late_key = key_file.with_file_name("mounted-late.json");
     let _ = std::fs::remove_file(&late_key);
     let mut options = OperatorOptions::new(&ns, "providers-gke");
-    options.extra_args = vec!["--gke-api-url".into(), format!("{}/", google.url)];
+    options.extra_args = vec![
+        "--gke-api-url".into(),
+        format!("{}/", google.url),
+        // One namespace for the operator and the workload (see the EKS trial).
+        "--denied-namespaces=kube-*".into(),
+    ];
     options.env = vec![(
         "GOOGLE_APPLICATION_CREDENTIALS".into(),
         late_key.display().to_string(),

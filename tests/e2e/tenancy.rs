@@ -8,6 +8,8 @@
 //! | `dry_run_writes_nothing` | `placed` on eks-use1; the operator replaced by `bascule run --dry-run`; `preview` created and eks-use1 stopped → within 30 s the dry run logs `would: place eks-use1=2; write eks-use1=2` for preview and `would: place gke-euw1=2, starting a Failover from eks-use1 to gke-euw1; write gke-euw1=2` for placed; preview has no status and no finalizer, placed's resourceVersion is unchanged, eks-use1's MemberCluster still says Healthy, and gke-euw1 holds nothing of either; the live operator is then started again |
 //! | `another_hubs_objects_are_left_alone` | web (Failover, eks-use1) placed: its Deployment carries `bascule.dev/hub` = the uid of the hub's kube-system; a Deployment (3 replicas) and a ConfigMap labelled with web's UID but hub `another-hub` in web's namespace, and a Deployment with this hub's labels for web in another namespace, are created in eks-use1; after a reconcile web still shows `eks-use1=2`, desired 2, available 2 (not 5 or 8); web deleted → its own Deployment removed, the other hub's Deployment and ConfigMap left |
 //! | `removed_member_is_drained_then_released` | web (Failover, budget 1 move) on eks-use1, whose MemberCluster carries the finalizer `bascule.dev/member-cleanup`; the MemberCluster deleted → web 2/2 on gke-euw1 within 30 s, its Deployment and ConfigMap gone from eks-use1, the MemberCluster gone within 60 s; web's status has no eks-use1 row, is not Degraded, and `recentMoves` is empty (the move was not paid for) |
+//! | `ownership_is_claimed_whole` | 20 workloads created at once, each naming Deployment and ConfigMap `shared` → exactly one is Ready and holds both objects in eks-use1 (their `workload-uid` labels are its UID: never split), the 19 others report `OwnershipConflict` |
+//! | `upgrade_adopts_earlier_objects` | objects as an earlier release left them (server-side applied by manager `bascule`, no hub label) for `legacy`, placed while a dry run held it → with the operator back, legacy is Ready without a conflict; its Deployment gains `bascule.dev/hub` and loses the `bascule` manager entry |
 //! | `unreadable_workload_affects_only_itself` | a placed workload turned unreadable (`maxReplicas: 2147483648`, stored while the CRD had no maximum, as before this release) is reported (Stalled, reason InvalidSpec, the field named; a Warning Event) and its member objects are left untouched; meanwhile other workloads are created, placed, failed over (eks-use1 stopped) and deleted, also after an operator restart (which used to serve no workload at all); deleting the unreadable one removes its objects from the members and completes |
 
 use std::collections::BTreeMap;
@@ -104,6 +106,22 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
                 Fleet::run(h, options, removed_member).await
             },
         ),
+        trial("tenancy::ownership_is_claimed_whole", |h| async move {
+            let options = FleetOptions {
+                group: "tenancy",
+                ..FleetOptions::new("claims")
+            }
+            .success_threshold(1);
+            Fleet::run(h, options, claims).await
+        }),
+        trial("tenancy::upgrade_adopts_earlier_objects", |h| async move {
+            let options = FleetOptions {
+                group: "tenancy",
+                ..FleetOptions::new("adopt")
+            }
+            .success_threshold(1);
+            Fleet::run(h, options, adopted).await
+        }),
         trial(
             "tenancy::unreadable_workload_affects_only_itself",
             |h| async move {
@@ -666,6 +684,163 @@ async fn removed_member(fx: &mut Fleet) -> TestResult {
         "removed member: web 2/2 on {GKE} {:.1} s after the deletion, MemberCluster gone after {:.1} s",
         moved.as_secs_f64(),
         gone.as_secs_f64()
+    );
+    fx.alive()?;
+    Ok(())
+}
+
+/// Workloads created at once whose templates name the same Deployment and ConfigMap.
+const CLAIMANTS: usize = 20;
+
+/// `CLAIMANTS` workloads created at the same moment, each naming Deployment and ConfigMap
+/// `shared`: exactly one holds both (never one each), it is Ready; every other one reports
+/// `OwnershipConflict`.
+async fn claims(fx: &mut Fleet) -> TestResult {
+    let names: Vec<String> = (0..CLAIMANTS).map(|i| format!("claim-{i}")).collect();
+    let created = futures::future::join_all(
+        names
+            .iter()
+            .map(|n| fx.create_workload(n, failover("shared"))),
+    )
+    .await;
+    for c in created {
+        c?;
+    }
+    let verdicts = fx
+        .until("every claimant decided", PLACED_WITHIN, POLL, async || {
+            let mut ready = Vec::new();
+            let mut conflicted = 0;
+            for n in &names {
+                let w = fx.workload(n).await?;
+                let s = w.status.clone().unwrap_or_default();
+                let is = |t: &str, reason: Option<&str>| {
+                    condition(&s.conditions, t)
+                        .is_some_and(|c| c.status == "True" && reason.is_none_or(|r| c.reason == r))
+                };
+                if is("Ready", None) {
+                    ready.push(w.uid().unwrap_or_default());
+                } else if is("Degraded", Some("OwnershipConflict")) {
+                    conflicted += 1;
+                }
+            }
+            match (ready.len(), conflicted) {
+                (1, c) if c == CLAIMANTS - 1 => Ok(ready.remove(0)),
+                other => Err(format!("(ready, conflicted) = {other:?}")),
+            }
+        })
+        .await?;
+    let winner = verdicts;
+    let uid_of = |labels: Option<&BTreeMap<String, String>>| {
+        labels
+            .and_then(|l| l.get(WORKLOAD_UID))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let d = Api::<Deployment>::namespaced(fx.member(EKS), &fx.app_ns)
+        .get("shared")
+        .await?;
+    let c = Api::<ConfigMap>::namespaced(fx.member(EKS), &fx.app_ns)
+        .get("shared")
+        .await?;
+    ensure!(
+        uid_of(d.metadata.labels.as_ref()) == winner
+            && uid_of(c.metadata.labels.as_ref()) == winner,
+        "split or lost: Deployment held by {}, ConfigMap by {}, Ready is {winner}",
+        uid_of(d.metadata.labels.as_ref()),
+        uid_of(c.metadata.labels.as_ref())
+    );
+    println!(
+        "{CLAIMANTS} claimants at once: one holds both objects, {} report OwnershipConflict",
+        CLAIMANTS - 1
+    );
+    fx.alive()?;
+    Ok(())
+}
+
+/// Objects placed by a release before per-workload field managers and hub ids (server-side
+/// applied by manager `bascule`, no hub label) are adopted: the workload turns Ready with no
+/// conflict, the objects gain this hub's label and lose the old manager.
+async fn adopted(fx: &mut Fleet) -> TestResult {
+    // A dry run holds the workload while the earlier release's objects are put in place.
+    swap_operator(fx, "adopt-dry-run", &["--dry-run"])?;
+    let w = fx.create_workload("legacy", failover("legacy")).await?;
+    let uid = w.uid().ok_or("no uid")?;
+    let labels = json!({"app.kubernetes.io/managed-by": "bascule",
+        "bascule.dev/workload-namespace": fx.app_ns, "bascule.dev/workload-name": "legacy",
+        WORKLOAD_UID: uid});
+    Api::<Namespace>::all(fx.member(EKS))
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": fx.app_ns}}))?,
+        )
+        .await?;
+    let old = PatchParams::apply("bascule").force();
+    for mut m in small_manifests("legacy")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        m["metadata"]["labels"] = labels.clone();
+        m["metadata"]["namespace"] = json!(fx.app_ns);
+        if m["kind"] == "Deployment" {
+            m["spec"]["replicas"] = json!(2);
+        }
+        let ar = if m["kind"] == "Deployment" {
+            ApiResource::erase::<Deployment>(&())
+        } else {
+            ApiResource::erase::<ConfigMap>(&())
+        };
+        Api::<DynamicObject>::namespaced_with(fx.member(EKS), &fx.app_ns, &ar)
+            .patch("legacy", &old, &Patch::Apply(&m))
+            .await?;
+    }
+    swap_operator(fx, "adopt", &[])?;
+    let w = fx
+        .wait_workload("legacy", "Ready=True", PLACED_WITHIN, |w| {
+            let s = w.status.as_ref().ok_or("no status")?;
+            match condition(&s.conditions, "Ready") {
+                Some(c) if c.status == "True" => Ok(()),
+                other => Err(format!(
+                    "Ready {other:?}, Degraded {:?}",
+                    condition(&s.conditions, "Degraded")
+                )),
+            }
+        })
+        .await?;
+    let s = w.status.clone().unwrap_or_default();
+    ensure!(
+        condition(&s.conditions, "Degraded").is_none_or(|c| c.status == "False"),
+        "adopted with a problem: {:?}",
+        condition(&s.conditions, "Degraded")
+    );
+    let d = fx
+        .until(
+            "the old field manager dropped",
+            PLACED_WITHIN,
+            POLL,
+            async || {
+                let d = Api::<Deployment>::namespaced(fx.member(EKS), &fx.app_ns)
+                    .get("legacy")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let managers: Vec<String> = d
+                    .metadata
+                    .managed_fields
+                    .iter()
+                    .flatten()
+                    .filter_map(|m| m.manager.clone())
+                    .collect();
+                match managers.iter().any(|m| m == "bascule") {
+                    false => Ok(d),
+                    true => Err(format!("managers {managers:?}")),
+                }
+            },
+        )
+        .await?;
+    ensure!(
+        d.labels().contains_key("bascule.dev/hub"),
+        "the adopted Deployment has no hub label: {:?}",
+        d.labels()
     );
     fx.alive()?;
     Ok(())
