@@ -21,6 +21,7 @@ pub mod labels {
 pub mod manifest;
 pub mod member_cluster;
 pub mod text;
+pub mod time;
 pub mod validation;
 pub mod workload;
 

@@ -359,6 +359,15 @@ fn note_conflicts(cluster: &str, report: &Report, problems: &mut Vec<Problem>) {
             ),
         });
     }
+    for (key, why) in &report.unclaimed {
+        problems.push(Problem {
+            reason: ProblemReason::OwnershipConflict,
+            message: format!(
+                "{cluster}: {} {}/{} not created: {why} (a workload holds all of its objects in a member or none)",
+                key.kind, key.namespace, key.name
+            ),
+        });
+    }
 }
 
 fn sync_reason(e: &SyncError) -> ProblemReason {
@@ -475,14 +484,17 @@ fn next_deadline(
     let mut times: Vec<Timestamp> = budget_until.into_iter().collect();
     if failback_waiting && let Some(latest) = snapshots.iter().filter_map(|s| s.health_since).max()
     {
-        times.push(latest + secs(f.failback.stabilization_window_seconds));
+        times.push(crate::api::time::after(
+            latest,
+            secs(f.failback.stabilization_window_seconds),
+        ));
     }
     times.extend(
         snapshots
             .iter()
             .filter(|s| s.health == ClusterHealth::Unhealthy)
             .filter_map(|s| s.health_since)
-            .map(|t| t + secs(f.cluster_toleration_seconds)),
+            .map(|t| crate::api::time::after(t, secs(f.cluster_toleration_seconds))),
     );
     if f.application_toleration_seconds > 0 {
         times.extend(
@@ -490,7 +502,7 @@ fn next_deadline(
                 .clusters
                 .iter()
                 .filter_map(|c| c.unavailable_since.as_ref())
-                .map(|t| t.0 + secs(f.application_toleration_seconds)),
+                .map(|t| crate::api::time::after(t.0, secs(f.application_toleration_seconds))),
         );
     }
     let next = times.into_iter().filter(|t| *t > now).min()?;

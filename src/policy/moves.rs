@@ -93,7 +93,7 @@ pub fn recent(budget: &MoveBudget, moves: &[Time], now: Timestamp) -> Vec<Time> 
     let window = SignedDuration::from_secs(i64::from(budget.window_seconds.max(0)));
     moves
         .iter()
-        .filter(|t| t.0 + window > now)
+        .filter(|t| crate::api::time::after(t.0, window) > now)
         .cloned()
         .collect()
 }
@@ -106,7 +106,7 @@ pub fn admit(budget: &MoveBudget, moves: &[Time], now: Timestamp) -> Admission {
         let window = SignedDuration::from_secs(i64::from(budget.window_seconds.max(0)));
         let until = recent
             .get(recent.len() - max)
-            .map_or(now, |oldest| oldest.0 + window);
+            .map_or(now, |oldest| crate::api::time::after(oldest.0, window));
         return Admission::Refused {
             message: format!(
                 "move budget spent: {} move(s) in the last {}s (spec.failover.budget); staying as placed until {until}",

@@ -91,7 +91,8 @@ pub fn mode(i: &Inputs) -> (Rebalance, Why) {
             ));
             let stable = i.clusters.iter().all(|c| {
                 matches!(c.health, ClusterHealth::Healthy | ClusterHealth::Unhealthy)
-                    && c.health_since.is_none_or(|since| since + window <= i.now)
+                    && c.health_since
+                        .is_none_or(|since| crate::api::time::after(since, window) <= i.now)
             });
             if stable {
                 (Rebalance::ToPreferred, Why::ClustersStable)

@@ -273,7 +273,9 @@ fn application_failures(
         let Some(since) = &row.unavailable_since else {
             continue;
         };
-        if since.0 + toleration <= now && !out.iter().any(|f| f.cluster == row.name) {
+        if crate::api::time::after(since.0, toleration) <= now
+            && !out.iter().any(|f| f.cluster == row.name)
+        {
             out.push(ApplicationFailure {
                 cluster: row.name.clone(),
                 since: since.clone(),

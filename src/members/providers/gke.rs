@@ -429,7 +429,8 @@ fn token_from_response(
         return Ok(Token::new(
             granted.access_token,
             now,
-            now + SignedDuration::from_secs(granted.expires_in.max(1)),
+            // The lifetime is the token service's word: held at the end of time, never overflowing.
+            crate::api::time::after(now, SignedDuration::from_secs(granted.expires_in.max(1))),
         ));
     }
     let refused: Refused = serde_json::from_str(body).unwrap_or_default();
