@@ -303,7 +303,7 @@ mod tests {
             ]),
             std::slice::from_ref(&ours),
         );
-        let (claims, rest) = claims(a, &[ours.clone()]);
+        let (claims, rest) = claims(a, std::slice::from_ref(&ours));
         let order: Vec<String> = claims
             .iter()
             .map(|o| {
