@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::api::ClusterHealth;
+use crate::members::requests::RequestCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -53,6 +54,7 @@ pub struct Metrics {
     pub moves_held: Family<HeldLabels, Counter>,
     pub moves_paused: Gauge,
     pub leader: Gauge,
+    pub member_requests: RequestCounts,
 }
 
 impl Default for Metrics {
@@ -103,6 +105,12 @@ impl Metrics {
             "1 while this process holds the leader Lease (or runs without leader election)",
             leader.clone(),
         );
+        let member_requests = RequestCounts::default();
+        registry.register(
+            "member_requests",
+            "Requests sent to member API servers, by cluster and verb (get, list, watch, create, update, patch, delete)",
+            member_requests.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             reconciles,
@@ -112,6 +120,7 @@ impl Metrics {
             moves_held,
             moves_paused,
             leader,
+            member_requests,
         }
     }
 

@@ -181,8 +181,9 @@ pub struct HealthSettings {
     #[serde(default = "default_timeout")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 300").message("spec.health.timeoutSeconds must be between 1 and 300"))]
     pub timeout_seconds: i32,
-    /// Failed probes in a row before the cluster is Unhealthy (default 3: about 6 s at the default
-    /// period, plus one timeout).
+    /// Failed probes in a row before the cluster is Unhealthy (default 3). Probes that time out
+    /// come `periodSeconds` apart (4–6 s at the defaults, plus one timeout); refused connections
+    /// are re-probed sooner (`quickConfirmation`: about 1 s).
     #[serde(default = "default_failure_threshold")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("spec.health.failureThreshold must be between 1 and 100"))]
     pub failure_threshold: i32,
@@ -190,6 +191,17 @@ pub struct HealthSettings {
     #[serde(default = "default_success_threshold")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1000").message("spec.health.successThreshold must be between 1 and 1000"))]
     pub success_threshold: i32,
+    /// When the member refuses a probe's connection outright (connection refused or closed: its
+    /// control plane is down), probe again within a second instead of waiting for the period,
+    /// so that `failureThreshold` refusals confirm the outage in about 1 s (never less) rather
+    /// than `failureThreshold - 1` periods. A broken watch on the member triggers a probe at
+    /// once, too. Timeouts and other failures keep the period. Default true.
+    #[serde(default = "default_true")]
+    pub quick_confirmation: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_period() -> i32 {
@@ -212,6 +224,7 @@ impl Default for HealthSettings {
             timeout_seconds: default_timeout(),
             failure_threshold: default_failure_threshold(),
             success_threshold: default_success_threshold(),
+            quick_confirmation: true,
         }
     }
 }

@@ -252,6 +252,11 @@ async fn lead(
     let workloads: Api<Guarded> = Api::all(hub.clone());
     let pool = MemberPool::new();
     let (observer, changed) = Observer::new(hub_id);
+    // A member's broken watch is the first sign of its outage: have it probed at once.
+    let observer = {
+        let pool = pool.clone();
+        observer.on_watch_failure(move |cluster| pool.probe_soon(cluster))
+    };
     let ctx = Arc::new(Context {
         hub: hub.clone(),
         pool: pool.clone(),
@@ -314,7 +319,10 @@ async fn lead(
     let members = members::run(
         hub,
         opts.namespace.clone(),
-        opts.connection.clone(),
+        ConnectionOptions {
+            request_counts: metrics.member_requests.clone(),
+            ..opts.connection.clone()
+        },
         pool,
         !opts.dry_run,
     );

@@ -7,6 +7,8 @@
 //!
 //! Pure: time is an input (`now`), never read from a clock.
 
+use std::time::Duration;
+
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{ClusterHealth, HealthSettings};
@@ -16,7 +18,10 @@ use crate::api::{ClusterHealth, HealthSettings};
 pub enum ProbeFailure {
     /// No answer within the probe deadline (a frozen or overloaded API server).
     Timeout,
-    /// Connection refused, reset or TLS failure (an API server that is down).
+    /// The API server's address refused the connection, or closed it (a control plane that is
+    /// down): strong evidence, confirmed by quick re-probes ([`HealthTracker::next_probe_in`]).
+    Refused(String),
+    /// No route, a TLS failure, or another transport error.
     Unreachable(String),
     /// `/readyz` answered, but not ready.
     NotReady(String),
@@ -34,7 +39,7 @@ impl ProbeFailure {
     pub fn reason(&self) -> &'static str {
         match self {
             ProbeFailure::Timeout => "ProbeTimeout",
-            ProbeFailure::Unreachable(_) => "Unreachable",
+            ProbeFailure::Refused(_) | ProbeFailure::Unreachable(_) => "Unreachable",
             ProbeFailure::NotReady(_) => "APIServerNotReady",
             ProbeFailure::NoReadyNodes => "NoReadyNodes",
             ProbeFailure::Unauthorized(_) => "Unauthorized",
@@ -48,7 +53,9 @@ impl ProbeFailure {
             ProbeFailure::Timeout => {
                 "the API server did not answer within the probe deadline".to_string()
             }
-            ProbeFailure::Unreachable(e) => format!("the API server is unreachable: {e}"),
+            ProbeFailure::Refused(e) | ProbeFailure::Unreachable(e) => {
+                format!("the API server is unreachable: {e}")
+            }
             ProbeFailure::NotReady(e) => format!("the API server is not ready: {e}"),
             ProbeFailure::NoReadyNodes => "the API server answers but no node is Ready".to_string(),
             ProbeFailure::Unauthorized(e) => {
@@ -60,6 +67,13 @@ impl ProbeFailure {
         }
     }
 }
+
+/// The shortest time over which `failureThreshold` quick re-probes may confirm an outage: an API
+/// server replica replaced behind a load balancer refuses connections for a moment, and that is a
+/// blip, not an outage (docs/members.md).
+pub const MIN_FAILURE_SPAN: Duration = Duration::from_secs(1);
+/// Quick re-probes never come closer together than this.
+pub const MIN_REPROBE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// One probe's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +124,30 @@ impl HealthTracker {
 
     pub fn last_failure(&self) -> Option<&ProbeFailure> {
         self.last_failure.as_ref()
+    }
+
+    /// How long after the probe just observed to probe again: `periodSeconds`, or — while a
+    /// member that is not yet Unhealthy refuses connections outright and
+    /// `spec.health.quickConfirmation` is on — sooner, so that `failureThreshold` refusals in a
+    /// row confirm the outage in about [`MIN_FAILURE_SPAN`] instead of `failureThreshold - 1`
+    /// periods. The re-probes are spread so that the confirming failures span at least
+    /// [`MIN_FAILURE_SPAN`].
+    pub fn next_probe_in(&self, settings: &HealthSettings) -> Duration {
+        let period = Duration::from_secs(settings.period_seconds.max(1) as u64);
+        let threshold = settings.failure_threshold.max(1) as u32;
+        let confirming = settings.quick_confirmation
+            && matches!(self.last_failure, Some(ProbeFailure::Refused(_)))
+            && matches!(self.state, ClusterHealth::Healthy | ClusterHealth::Unknown)
+            && self.failures >= 1
+            && self.failures < threshold;
+        if !confirming {
+            return period;
+        }
+        // Rounded up, so that the re-probes never add up to less than the span.
+        let spread = (MIN_FAILURE_SPAN.as_millis() as u64).div_ceil(u64::from(threshold - 1));
+        Duration::from_millis(spread)
+            .max(MIN_REPROBE_INTERVAL)
+            .min(period)
     }
 
     /// Feeds one probe result; returns the transition if the state changed.
@@ -182,7 +220,7 @@ mod tests {
     }
 
     fn fail() -> Probe {
-        Probe::Failure(ProbeFailure::Unreachable("connection refused".into()))
+        Probe::Failure(ProbeFailure::Unreachable("no route to the server".into()))
     }
 
     /// Runs a probe every `period` seconds; returns the transitions with their times.
@@ -269,6 +307,88 @@ mod tests {
             run(&mut t, &settings, &[Probe::Success], 0),
             vec![(0, ClusterHealth::Healthy)]
         );
+    }
+
+    fn refused() -> Probe {
+        Probe::Failure(ProbeFailure::Refused("connection refused".into()))
+    }
+
+    fn ms(d: Duration) -> u128 {
+        d.as_millis()
+    }
+
+    #[test]
+    fn refusals_are_confirmed_by_quick_reprobes_spanning_a_second() {
+        let settings = HealthSettings::default(); // 2 s period, 3 failures
+        let mut t = HealthTracker::resume(ClusterHealth::Healthy, None);
+        assert_eq!(ms(t.next_probe_in(&settings)), 2000);
+        t.observe(refused(), &settings, at(0));
+        // Failures at 0, 0.5 and 1.0 s: Unhealthy after 1 s, not after 4 s.
+        assert_eq!(ms(t.next_probe_in(&settings)), 500);
+        t.observe(refused(), &settings, at(0));
+        assert_eq!(ms(t.next_probe_in(&settings)), 500);
+        assert!(t.observe(refused(), &settings, at(1)).is_some());
+        assert_eq!(t.state(), ClusterHealth::Unhealthy);
+        // Once Unhealthy, the period again.
+        assert_eq!(ms(t.next_probe_in(&settings)), 2000);
+    }
+
+    #[test]
+    fn quick_reprobes_only_for_refusals_and_when_asked() {
+        let settings = HealthSettings::default();
+        // A timeout (a frozen API server) is not strong evidence.
+        let mut t = HealthTracker::resume(ClusterHealth::Healthy, None);
+        t.observe(Probe::Failure(ProbeFailure::Timeout), &settings, at(0));
+        assert_eq!(ms(t.next_probe_in(&settings)), 2000);
+        // Nor a TLS failure or no route.
+        let mut t = HealthTracker::resume(ClusterHealth::Healthy, None);
+        t.observe(fail(), &settings, at(0));
+        assert_eq!(ms(t.next_probe_in(&settings)), 2000);
+        // Opted out.
+        let off = HealthSettings {
+            quick_confirmation: false,
+            ..Default::default()
+        };
+        let mut t = HealthTracker::resume(ClusterHealth::Healthy, None);
+        t.observe(refused(), &off, at(0));
+        assert_eq!(ms(t.next_probe_in(&off)), 2000);
+        // A blip: refused once, then answered: the period again, still Healthy.
+        let mut t = HealthTracker::resume(ClusterHealth::Healthy, None);
+        t.observe(refused(), &settings, at(0));
+        t.observe(Probe::Success, &settings, at(0));
+        assert_eq!(t.state(), ClusterHealth::Healthy);
+        assert_eq!(ms(t.next_probe_in(&settings)), 2000);
+        // Recovering needs no confirmation (one failure is enough); Unhealthy has nothing to confirm.
+        let mut t = HealthTracker::resume(ClusterHealth::Unhealthy, None);
+        t.observe(refused(), &settings, at(0));
+        assert_eq!(ms(t.next_probe_in(&settings)), 2000);
+    }
+
+    proptest! {
+        /// However the thresholds and period are set, quick re-probes spread the confirming
+        /// failures over at least MIN_FAILURE_SPAN, never come closer than
+        /// MIN_REPROBE_INTERVAL, and never wait longer than the period.
+        #[test]
+        fn quick_reprobes_span_at_least_the_minimum(ft in 1i32..=100, period in 1i32..=300) {
+            let settings = HealthSettings { failure_threshold: ft, period_seconds: period, timeout_seconds: 1, ..Default::default() };
+            let mut t = HealthTracker::resume(ClusterHealth::Healthy, None);
+            let mut span = Duration::ZERO;
+            let mut probes = 0;
+            while t.state() != ClusterHealth::Unhealthy {
+                t.observe(refused(), &settings, at(0));
+                probes += 1;
+                if t.state() != ClusterHealth::Unhealthy {
+                    let next = t.next_probe_in(&settings);
+                    prop_assert!(next >= MIN_REPROBE_INTERVAL);
+                    prop_assert!(next <= Duration::from_secs(period as u64));
+                    span += next;
+                }
+            }
+            prop_assert_eq!(probes, ft);
+            if ft > 1 {
+                prop_assert!(span >= MIN_FAILURE_SPAN, "{:?}", span);
+            }
+        }
     }
 
     proptest! {

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::providers::{self, BearerLayer, ProviderError, Providers, TokenCache};
+use super::requests::{CountLayer, RequestCounts};
 use crate::api::{Connection, SecretKeyRef};
 
 /// Timeouts and permissions for member connections.
@@ -28,6 +29,8 @@ pub struct ConnectionOptions {
     pub requests_per_second: u64,
     /// AWS and Google settings for `eks` and `gke` connections.
     pub providers: Providers,
+    /// Where each member client counts its requests (`bascule_member_requests_total`).
+    pub request_counts: RequestCounts,
 }
 
 impl Default for ConnectionOptions {
@@ -39,6 +42,7 @@ impl Default for ConnectionOptions {
             read_timeout: Duration::from_secs(10),
             requests_per_second: 50,
             providers: Providers::default(),
+            request_counts: RequestCounts::default(),
         }
     }
 }
@@ -119,6 +123,7 @@ impl ConnectionError {
 /// A client for a member by its `spec.connection`: a kubeconfig Secret (see [`connect`]), or
 /// the operator's own AWS or Google identity.
 pub async fn connect_member(
+    cluster: &str,
     connection: &Connection,
     secret: Option<&Secret>,
     namespace: &str,
@@ -128,7 +133,7 @@ pub async fn connect_member(
         let base = opts.providers.aws().await;
         let endpoint = providers::eks::resolve(base, eks).await?;
         let label = format!("EKS cluster {} in {}", eks.cluster_name, eks.region);
-        return with_token(endpoint, &label, opts).await;
+        return with_token(endpoint, &label, cluster, opts).await;
     }
     if let Some(gke) = &connection.gke {
         let credentials = opts.providers.google().await?;
@@ -138,9 +143,10 @@ pub async fn connect_member(
             "GKE cluster {} in {}/{}",
             gke.cluster, gke.project, gke.location
         );
-        return with_token(endpoint, &label, opts).await;
+        return with_token(endpoint, &label, cluster, opts).await;
     }
     connect(
+        cluster,
         connection.kubeconfig_secret_ref.as_ref(),
         secret,
         namespace,
@@ -154,6 +160,7 @@ pub async fn connect_member(
 async fn with_token(
     endpoint: providers::Endpoint,
     label: &str,
+    cluster: &str,
     opts: &ConnectionOptions,
 ) -> Result<kube::Client, ConnectionError> {
     let providers::Endpoint {
@@ -186,12 +193,18 @@ async fn with_token(
     let limit =
         tower::limit::RateLimitLayer::new(opts.requests_per_second.max(1), Duration::from_secs(1));
     let bearer = BearerLayer::new(TokenCache::new(tokens, Some(first)));
-    Ok(builder.with_layer(&limit).with_layer(&bearer).build())
+    let count = CountLayer::new(opts.request_counts.clone(), cluster);
+    Ok(builder
+        .with_layer(&count)
+        .with_layer(&limit)
+        .with_layer(&bearer)
+        .build())
 }
 
 /// A client for a member: the kubeconfig Secret that `reference` names (looked up by the caller,
 /// `None` if it does not exist in `namespace`), vetted, with Bascule's timeouts.
 pub async fn connect(
+    cluster: &str,
     reference: Option<&SecretKeyRef>,
     secret: Option<&Secret>,
     namespace: &str,
@@ -214,7 +227,8 @@ pub async fn connect(
     // rate wait their turn (watches count once, when they start).
     let limit =
         tower::limit::RateLimitLayer::new(opts.requests_per_second.max(1), Duration::from_secs(1));
-    Ok(builder.with_layer(&limit).build())
+    let count = CountLayer::new(opts.request_counts.clone(), cluster);
+    Ok(builder.with_layer(&count).with_layer(&limit).build())
 }
 
 /// Reads and vets the kubeconfig stored in `secret` under `key`.

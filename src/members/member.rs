@@ -23,7 +23,7 @@ use super::pool::MemberPool;
 use super::probe::{self, ProbeReport};
 use super::status::{self, MemberFacts};
 use crate::api::{ClusterHealth, Connection, MemberCluster, MemberClusterStatus};
-use crate::health::{HealthTracker, Probe};
+use crate::health::{HealthTracker, MIN_REPROBE_INTERVAL, Probe};
 use crate::placement::ClusterSnapshot;
 
 /// How often `/version` is read once known (it changes only with an upgrade).
@@ -100,6 +100,7 @@ async fn run(
     mut input: watch::Receiver<Input>,
 ) {
     let owner = member.owner;
+    let probe_soon = ctx.pool.probe_requests(&member.name);
     loop {
         member.follow(&ctx, &current).await;
         if Instant::now() >= member.next_probe {
@@ -110,6 +111,16 @@ async fn run(
         member.publish_status(&current.cluster);
         tokio::select! {
             _ = tokio::time::sleep_until(member.next_probe) => {}
+            // Someone saw the member fail (a broken watch): probe now rather than at the
+            // period, unless it is known Unhealthy already or was probed a moment ago.
+            _ = probe_soon.notified() => {
+                if member.tracker.state() != ClusterHealth::Unhealthy {
+                    let soonest = member.last_probe_started.map(|t| t + MIN_REPROBE_INTERVAL);
+                    member.next_probe = member
+                        .next_probe
+                        .min(soonest.unwrap_or_else(Instant::now).max(Instant::now()));
+                }
+            }
             changed = input.changed() => {
                 if changed.is_err() {
                     return;
@@ -140,6 +151,7 @@ struct Member {
     version_at: Option<Instant>,
     latency_ms: Option<i64>,
     next_probe: Instant,
+    last_probe_started: Option<Instant>,
     /// When a provider connection error is tried again, and the delay after that.
     retry_at: Option<Instant>,
     retry_delay: Duration,
@@ -173,6 +185,7 @@ impl Member {
             version_at: None,
             latency_ms: None,
             next_probe: Instant::now(),
+            last_probe_started: None,
             retry_at: None,
             retry_delay: RETRY_FIRST,
             sent: status,
@@ -195,6 +208,7 @@ impl Member {
         }
         self.fingerprint = Some(fingerprint);
         self.client = connection::connect_member(
+            &self.name,
             connection,
             input.secret.as_deref(),
             &ctx.namespace,
@@ -239,6 +253,7 @@ impl Member {
         let deadline = Duration::from_secs(settings.timeout_seconds.max(1) as u64);
         let started = Instant::now();
         self.next_probe = started + period;
+        self.last_probe_started = Some(started);
         let Ok(client) = &self.client else {
             return;
         };
@@ -263,6 +278,7 @@ impl Member {
             let reason = self.tracker.last_failure().map(|f| f.reason());
             tracing::info!(cluster = %self.name, from = %t.from, to = %t.to, reason, "member health changed");
         }
+        self.next_probe = started + self.tracker.next_probe_in(settings);
         self.last_probe = Some(report.outcome);
         self.judged = true;
     }

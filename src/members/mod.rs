@@ -8,6 +8,7 @@
 //! - [`connection`]: kubeconfig Secret → vetted client configuration with timeouts.
 //! - [`providers`]: `eks` and `gke` connections with the operator's own cloud identity.
 //! - [`credentials`]: a member ServiceAccount → the kubeconfig Secret for the hub.
+//! - [`requests`]: member requests counted by verb (a metric).
 //! - [`probe`]: one probe (`/readyz`, nodes, `/version`) and the classification of failures.
 //! - [`detect`]: node counts, allocatable capacity, provider and region from the nodes (pure).
 //! - [`status`]: the MemberCluster status and when it is worth a write (pure).
@@ -26,6 +27,7 @@ pub mod member;
 pub mod pool;
 pub mod probe;
 pub mod providers;
+pub mod requests;
 pub mod status;
 pub mod supervisor;
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use crate::api::ClusterHealth;
 use crate::placement::ClusterSnapshot;
@@ -44,6 +44,8 @@ struct Inner {
     events: broadcast::Sender<MemberEvent>,
     connections: std::sync::atomic::AtomicU64,
     listed: std::sync::atomic::AtomicBool,
+    /// Per member: asks its task to probe now (see [`MemberPool::probe_soon`]).
+    probe_requests: std::sync::Mutex<BTreeMap<String, Arc<Notify>>>,
 }
 
 #[derive(Clone)]
@@ -95,6 +97,7 @@ impl MemberPool {
                 events: broadcast::channel(EVENT_BUFFER).0,
                 connections: std::sync::atomic::AtomicU64::new(0),
                 listed: std::sync::atomic::AtomicBool::new(false),
+                probe_requests: std::sync::Mutex::default(),
             }),
         }
     }
@@ -144,6 +147,24 @@ impl MemberPool {
         self.inner
             .listed
             .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Asks the member's task to probe it now rather than at its period: something saw the
+    /// member fail (its watch broke). The task ignores it when the member is known Unhealthy or
+    /// was probed a moment ago.
+    pub fn probe_soon(&self, name: &str) {
+        self.probe_requests(name).notify_one();
+    }
+
+    /// What [`MemberPool::probe_soon`] notifies, for the member's task.
+    pub(crate) fn probe_requests(&self, name: &str) -> Arc<Notify> {
+        self.inner
+            .probe_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Events from now on. A receiver that lags behind gets `RecvError::Lagged`: treat it as

@@ -159,14 +159,14 @@ fn classify_transport(error: &(dyn StdError + 'static)) -> ProbeFailure {
             match io.kind() {
                 io::ErrorKind::TimedOut => return ProbeFailure::Timeout,
                 io::ErrorKind::ConnectionRefused => {
-                    return ProbeFailure::Unreachable("connection refused".into());
+                    return ProbeFailure::Refused("connection refused".into());
                 }
                 io::ErrorKind::ConnectionReset
                 | io::ErrorKind::ConnectionAborted
                 | io::ErrorKind::BrokenPipe
                 | io::ErrorKind::NotConnected
                 | io::ErrorKind::UnexpectedEof => {
-                    return ProbeFailure::Unreachable("connection closed by the server".into());
+                    return ProbeFailure::Refused("connection closed by the server".into());
                 }
                 io::ErrorKind::HostUnreachable
                 | io::ErrorKind::NetworkUnreachable
@@ -269,11 +269,11 @@ mod tests {
         assert_eq!(classify(&transport(TimedOut)), ProbeFailure::Timeout);
         assert_eq!(
             classify(&transport(ConnectionRefused)),
-            ProbeFailure::Unreachable("connection refused".into())
+            ProbeFailure::Refused("connection refused".into())
         );
         assert_eq!(
             classify(&transport(ConnectionReset)),
-            ProbeFailure::Unreachable("connection closed by the server".into())
+            ProbeFailure::Refused("connection closed by the server".into())
         );
         assert_eq!(
             classify(&transport(HostUnreachable)).reason(),

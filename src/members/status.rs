@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(condition(&again, READY).last_transition_time, Time(at(5)));
         assert!(!needs_write(Some(&first), &again));
         // Unhealthy: Ready turns False now, with the failure's reason; nodes stay as last seen.
-        let refused = ProbeFailure::Unreachable("connection refused".into());
+        let refused = ProbeFailure::Refused("connection refused".into());
         let probe = Probe::Failure(refused.clone());
         let down = MemberFacts {
             health: ClusterHealth::Unhealthy,

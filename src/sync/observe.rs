@@ -63,6 +63,9 @@ pub struct Observer {
     changed: mpsc::UnboundedSender<WorkloadRef>,
     /// This hub's id: objects another hub placed are not counted.
     hub_id: Arc<str>,
+    /// Told the member's name when one of its watches fails (a member that went down breaks
+    /// its watches at once: the first sign of an outage, before any probe).
+    on_watch_failure: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 const KINDS: [&str; 2] = ["Deployment", "StatefulSet"];
@@ -81,8 +84,17 @@ impl Observer {
             views: Arc::default(),
             changed: tx,
             hub_id: hub_id.into(),
+            on_watch_failure: Arc::new(|_: &str| {}),
         };
         (observer, rx)
+    }
+
+    /// Calls `f` with the member's name whenever one of its watches fails.
+    pub fn on_watch_failure(self, f: impl Fn(&str) + Send + Sync + 'static) -> Observer {
+        Observer {
+            on_watch_failure: Arc::new(f),
+            ..self
+        }
     }
 
     /// What `cluster` runs of the workload with `uid`: `None` until the member's objects have
@@ -219,6 +231,7 @@ impl Observer {
                 }
                 Err(e) => {
                     tracing::debug!(cluster, kind, error = %e, "member watch failed; retrying");
+                    (self.on_watch_failure)(&cluster);
                 }
             }
         }
