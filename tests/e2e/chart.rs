@@ -35,6 +35,7 @@ use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
 use crate::ensure;
+use crate::support::http::{free_port, http_get};
 use crate::support::operator::{Operator, OperatorOptions, secret_kubeconfig};
 use crate::support::{Harness, TestResult, Topology, repo_root, trial, unique_name, wait};
 
@@ -1381,35 +1382,4 @@ pub fn write_private(path: &Path, contents: &str) -> TestResult<()> {
         .open(path)?;
     f.write_all(contents.as_bytes())?;
     Ok(())
-}
-
-/// `GET path` over HTTP/1.0: the status code and the body.
-async fn http_get(addr: &str, path: &str) -> TestResult<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr}: timed out"))??;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
-        .await
-        .map_err(|_| format!("GET {path}: no complete answer within 5 s"))??;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("GET {path}: not an HTTP answer: {head}"))?;
-    Ok((code, body.to_string()))
-}
-
-/// A TCP port free on 127.0.0.1 right now.
-fn free_port() -> TestResult<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }

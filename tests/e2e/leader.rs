@@ -17,6 +17,7 @@ use kube::api::ListParams;
 
 use crate::ensure;
 use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, WORKLOAD_UID};
+use crate::support::http::free_port;
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::{Harness, TestResult, Topology, trial, unique_name, wait};
 use bascule::api::MultiCloudWorkload;
@@ -305,11 +306,6 @@ async fn holder(leases: &Api<Lease>, name: &str) -> Result<String, String> {
         .await
         .map_err(|e| format!("Lease {name}: {e}"))?;
     Ok(l.spec.and_then(|s| s.holder_identity).unwrap_or_default())
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {

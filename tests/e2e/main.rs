@@ -22,6 +22,7 @@ mod leader;
 mod least_privilege;
 mod members;
 mod providers;
+mod scale;
 mod smoke;
 mod support;
 mod tenancy;
@@ -45,6 +46,7 @@ fn all_trials(topology: &Topology) -> Vec<Trial> {
     trials.extend(least_privilege::trials(topology));
     trials.extend(providers::trials(topology));
     trials.extend(tenancy::trials(topology));
+    trials.extend(scale::trials(topology));
     trials
 }
 

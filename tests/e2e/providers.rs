@@ -32,6 +32,7 @@ use crate::support::fleet::condition;
 #[path = "../common/moto.rs"]
 #[allow(dead_code)]
 mod moto;
+use crate::support::http::free_port;
 use crate::support::operator::{Operator, OperatorOptions};
 use crate::support::wait::until;
 use crate::support::{Harness, TestResult, Topology, member_rbac, run_cluster_script, trial};
@@ -780,11 +781,4 @@ impl Drop for ExtraClusters {
             );
         }
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
 }

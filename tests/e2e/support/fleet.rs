@@ -55,6 +55,15 @@ pub struct FleetOptions {
     pub short_member_timeouts: bool,
     /// More arguments for `bascule run`.
     pub operator_args: Vec<String>,
+    /// The harness members this fleet gets a MemberCluster for (default: eks-use1, gke-euw1).
+    pub members: Vec<String>,
+    /// How long each MemberCluster may take to turn Healthy at setup (default 30 s).
+    pub healthy_within: Duration,
+    /// Clean up without the operator: stop it, drop the workloads' finalizers and delete the
+    /// namespaces (the fleet benchmark's thousand workloads; deletion is tested elsewhere).
+    pub fast_cleanup: bool,
+    /// The operator's `BASCULE_LOG` (default: the test's own, else `info,bascule=debug`).
+    pub operator_log: Option<String>,
 }
 
 impl FleetOptions {
@@ -67,6 +76,10 @@ impl FleetOptions {
                            "successThreshold": 15}),
             short_member_timeouts: true,
             operator_args: Vec::new(),
+            members: vec![EKS.to_string(), GKE.to_string()],
+            healthy_within: Duration::from_secs(30),
+            fast_cleanup: false,
+            operator_log: None,
         }
     }
 
@@ -102,6 +115,8 @@ pub struct Fleet {
     clusters: Vec<String>,
     /// `FleetOptions::group`.
     group: &'static str,
+    /// `FleetOptions::fast_cleanup`.
+    fast_cleanup: bool,
     operator: Mutex<Option<Operator>>,
 }
 
@@ -111,7 +126,7 @@ impl Fleet {
     where
         F: AsyncFnOnce(&mut Fleet) -> TestResult,
     {
-        for m in [EKS, GKE] {
+        for m in &options.members {
             if !h.members().iter().any(|n| n == m) {
                 return Err(format!(
                     "these trials need member {m} (BASCULE_E2E_MEMBERS={})",
@@ -123,7 +138,7 @@ impl Fleet {
         let hub = h.client(h.hub()).await?;
         crate::crds::install_crds(&hub).await?;
         let mut members = BTreeMap::new();
-        for m in [EKS, GKE] {
+        for m in &options.members {
             let client = if options.short_member_timeouts {
                 member_client(h, m).await?
             } else {
@@ -140,6 +155,7 @@ impl Fleet {
             names: BTreeMap::new(),
             clusters: Vec::new(),
             group: options.group,
+            fast_cleanup: options.fast_cleanup,
             operator: Mutex::new(None),
         };
         let result = {
@@ -181,7 +197,7 @@ impl Fleet {
                 )
                 .await?;
         }
-        for m in [EKS, GKE] {
+        for m in &options.members {
             let name = unique_name(m);
             // The member's least-privilege ServiceAccount, as in production.
             let kubeconfig = super::member_rbac::kubeconfig(self.h, m).await?;
@@ -211,6 +227,7 @@ impl Fleet {
         let mut operator =
             OperatorOptions::new(&self.ops_ns, &format!("operator-{}", options.label));
         operator.extra_args = options.operator_args.clone();
+        operator.log_filter = options.operator_log.clone();
         let op = Operator::start(self.h, operator)?;
         println!(
             "operator pid {:?}, log {}",
@@ -218,8 +235,8 @@ impl Fleet {
             op.log_path().display()
         );
         *self.operator.lock().unwrap() = Some(op);
-        for m in [EKS, GKE] {
-            self.wait_health(m, "Healthy", Duration::from_secs(30))
+        for m in &options.members {
+            self.wait_health(m, "Healthy", options.healthy_within)
                 .await?;
         }
         Ok(())
@@ -230,7 +247,7 @@ impl Fleet {
     async fn cleanup(&mut self) -> Result<(), String> {
         let mut problems = Vec::new();
         let api = self.workloads();
-        if self.alive().is_ok() {
+        if self.alive().is_ok() && !self.fast_cleanup {
             let n = api
                 .list_metadata(&ListParams::default())
                 .await

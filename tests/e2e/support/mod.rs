@@ -23,6 +23,7 @@ use libtest_mimic::{Failed, Trial};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub mod fleet;
+pub mod http;
 pub mod member_rbac;
 pub mod metrics;
 pub mod operator;

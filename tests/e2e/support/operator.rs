@@ -1,7 +1,7 @@
 //! The operator under test as a separate process: `bascule run` against the hub.
 //!
 //! [`Operator::start`] runs the `bascule` binary built for this test
-//! (`env!("CARGO_BIN_EXE_bascule")`) with `KUBECONFIG` set to the hub's kubeconfig, in its own
+//! (`env!("CARGO_BIN_EXE_bascule")`, or `$BASCULE_E2E_OPERATOR_BINARY`) with `KUBECONFIG` set to the hub's kubeconfig, in its own
 //! process group, stdout and stderr appended to a log file under the run directory
 //! (`DIR/operator-logs/LABEL.log`). The guard:
 //!
@@ -26,6 +26,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{Harness, TestResult};
+
+/// The `bascule` binary under test: `$BASCULE_E2E_OPERATOR_BINARY` if set (e2e/bench-fleet sets
+/// it to the release build, as the chart ships it), else the debug build made for this test.
+pub fn operator_binary() -> String {
+    std::env::var("BASCULE_E2E_OPERATOR_BINARY")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bascule").to_string())
+}
 
 /// How to start the operator.
 #[derive(Debug, Clone)]
@@ -99,7 +108,7 @@ impl Operator {
             .open(&self.log)
             .map_err(|e| format!("{}: {e}", self.log.display()))?;
         self.starts += 1;
-        let binary = env!("CARGO_BIN_EXE_bascule");
+        let binary = operator_binary();
         let mut args = vec![
             "run".to_string(),
             "--namespace".to_string(),
@@ -123,7 +132,7 @@ impl Operator {
         let err_file: File = file
             .try_clone()
             .map_err(|e| format!("{}: {e}", self.log.display()))?;
-        let mut cmd = Command::new(binary);
+        let mut cmd = Command::new(&binary);
         cmd.args(&args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("BASCULE_LOG", &filter)
