@@ -128,7 +128,7 @@ pub async fn connect_member(
     secret: Option<&Secret>,
     namespace: &str,
     opts: &ConnectionOptions,
-) -> Result<kube::Client, ConnectionError> {
+) -> Result<MemberClients, ConnectionError> {
     if let Some(eks) = &connection.eks {
         let base = opts.providers.aws().await;
         let endpoint = providers::eks::resolve(base, eks).await?;
@@ -162,7 +162,7 @@ async fn with_token(
     label: &str,
     cluster: &str,
     opts: &ConnectionOptions,
-) -> Result<kube::Client, ConnectionError> {
+) -> Result<MemberClients, ConnectionError> {
     let providers::Endpoint {
         server,
         ca_data,
@@ -184,21 +184,52 @@ async fn with_token(
     }))
     .map_err(|e| invalid(format!("the provider's endpoint is unusable: {e}")))?;
     let config = config(kubeconfig, label, opts).await?;
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| {
+    let bearer = BearerLayer::new(TokenCache::new(tokens, Some(first)));
+    clients(config, cluster, opts, Some(&bearer)).map_err(|e| {
         invalid(format!(
             "the provider's endpoint or CA is unusable: {}",
             redact(&e.to_string())
         ))
-    })?;
-    let limit =
-        tower::limit::RateLimitLayer::new(opts.requests_per_second.max(1), Duration::from_secs(1));
-    let bearer = BearerLayer::new(TokenCache::new(tokens, Some(first)));
+    })
+}
+
+/// A member's two clients: one for placing workloads, one for probing it.
+#[derive(Clone)]
+pub struct MemberClients {
+    /// Applies, deletes, lists and watches, at most `requests_per_second`.
+    pub workloads: kube::Client,
+    /// Probes, on a budget of their own: a burst of workload traffic queued behind the rate
+    /// limit can never make a healthy member miss its probe deadline.
+    pub probes: kube::Client,
+}
+
+/// Requests per second the probe client allows: a probe is two or three requests, quick
+/// re-probes come 0.25 s apart at the closest.
+const PROBE_REQUESTS_PER_SECOND: u64 = 20;
+
+/// Both clients of a member from one configuration, counted and rate-limited separately.
+fn clients(
+    config: kube::Config,
+    cluster: &str,
+    opts: &ConnectionOptions,
+    bearer: Option<&BearerLayer>,
+) -> Result<MemberClients, kube::Error> {
     let count = CountLayer::new(opts.request_counts.clone(), cluster);
-    Ok(builder
-        .with_layer(&count)
-        .with_layer(&limit)
-        .with_layer(&bearer)
-        .build())
+    let build = |config: kube::Config, rate: u64| -> Result<kube::Client, kube::Error> {
+        // Requests beyond the rate wait their turn (a watch counts once, when it starts).
+        let limit = tower::limit::RateLimitLayer::new(rate.max(1), Duration::from_secs(1));
+        let builder = kube::client::ClientBuilder::try_from(config)?
+            .with_layer(&count)
+            .with_layer(&limit);
+        Ok(match bearer {
+            Some(b) => builder.with_layer(b).build(),
+            None => builder.build(),
+        })
+    };
+    Ok(MemberClients {
+        workloads: build(config.clone(), opts.requests_per_second)?,
+        probes: build(config, PROBE_REQUESTS_PER_SECOND)?,
+    })
 }
 
 /// A client for a member: the kubeconfig Secret that `reference` names (looked up by the caller,
@@ -209,7 +240,7 @@ pub async fn connect(
     secret: Option<&Secret>,
     namespace: &str,
     opts: &ConnectionOptions,
-) -> Result<kube::Client, ConnectionError> {
+) -> Result<MemberClients, ConnectionError> {
     let reference = reference.ok_or(ConnectionError::NoMethod)?;
     let label = format!("{namespace}/{}", reference.name);
     let secret = secret.ok_or_else(|| ConnectionError::SecretNotFound {
@@ -218,17 +249,10 @@ pub async fn connect(
     })?;
     let kubeconfig = kubeconfig_from_secret(secret, &reference.key, opts)?;
     let config = config(kubeconfig, &label, opts).await?;
-    let builder =
-        kube::client::ClientBuilder::try_from(config).map_err(|e| ConnectionError::Invalid {
-            secret: label,
-            problem: redact(&e.to_string()),
-        })?;
-    // One member's slowness or a burst of reconciles must not flood it: requests beyond the
-    // rate wait their turn (watches count once, when they start).
-    let limit =
-        tower::limit::RateLimitLayer::new(opts.requests_per_second.max(1), Duration::from_secs(1));
-    let count = CountLayer::new(opts.request_counts.clone(), cluster);
-    Ok(builder.with_layer(&count).with_layer(&limit).build())
+    clients(config, cluster, opts, None).map_err(|e| ConnectionError::Invalid {
+        secret: label,
+        problem: redact(&e.to_string()),
+    })
 }
 
 /// Reads and vets the kubeconfig stored in `secret` under `key`.

@@ -17,7 +17,7 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::connection::{self, ConnectionError, ConnectionOptions};
+use super::connection::{self, ConnectionError, ConnectionOptions, MemberClients};
 use super::detect::NodeFacts;
 use super::pool::MemberPool;
 use super::probe::{self, ProbeReport};
@@ -144,7 +144,7 @@ struct Member {
     judged: bool,
     /// Fingerprint of the connection the client was built from, and the client or why not.
     fingerprint: Option<u64>,
-    client: Result<Client, ConnectionError>,
+    client: Result<MemberClients, ConnectionError>,
     last_probe: Option<Probe>,
     nodes: Option<NodeFacts>,
     version: Option<String>,
@@ -228,10 +228,10 @@ impl Member {
         self.version_at = None;
         self.next_probe = Instant::now();
         match &self.client {
-            Ok(client) => {
+            Ok(clients) => {
                 tracing::info!(cluster = %self.name, "member connection built");
                 ctx.pool
-                    .set_client(self.owner, &self.name, Some(client.clone()));
+                    .set_client(self.owner, &self.name, Some(clients.workloads.clone()));
             }
             Err(e) => {
                 tracing::warn!(cluster = %self.name, reason = e.reason(), "member connection refused: {e}");
@@ -260,7 +260,7 @@ impl Member {
         let with_version = self
             .version_at
             .is_none_or(|at| at.elapsed() >= VERSION_EVERY);
-        let report: ProbeReport = probe::probe(client, deadline, with_version).await;
+        let report: ProbeReport = probe::probe(&client.probes, deadline, with_version).await;
         let now = now();
         ctx.pool
             .record_probe(self.owner, &self.name, now, started.elapsed());
