@@ -92,7 +92,7 @@ mod tests {
         assert!(!o.connection.allow_exec_plugins);
         assert_eq!(o.lease_name.as_deref(), Some("l"));
         assert_eq!(o.instance, "pod-1");
-        assert_eq!((o.concurrency, o.failover_starts_per_second), (16, 50));
+        assert_eq!((o.concurrency, o.failover_starts_per_second), (16, 200));
         let Command::Run(args) = parse(&["run"]) else {
             panic!("not run")
         };

@@ -70,8 +70,10 @@ pub struct RunArgs {
     /// Workloads reconciled at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// Requests per second Bascule sends to one member cluster, at most.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Requests per second Bascule sends to one member cluster, at most (probes have a budget of
+    /// their own). Sized for a failover burst: placing a workload in a new member costs about
+    /// six requests, so 500 moves a thousand workloads in about 12 s (docs/benchmarks.md).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     member_qps: u64,
     /// Base URL of the GKE API for `spec.connection.gke` members. Only for a private
     /// endpoint (Private Service Connect) or tests; Google's public API by default.
@@ -79,7 +81,7 @@ pub struct RunArgs {
     gke_api_url: Option<String>,
     /// Workloads that may start a failover or failback per second, across the operator, so
     /// that one lost cluster does not stampede the others.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     failover_starts_per_second: u32,
     /// Serve /metrics, /livez and /readyz on this address (e.g. 0.0.0.0:8080).
     #[arg(long, value_name = "ADDR")]

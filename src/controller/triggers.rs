@@ -131,7 +131,7 @@ fn affected(
     snapshots: &[ClusterSnapshot],
     cluster: &str,
 ) -> Vec<Trigger> {
-    let there: Vec<String> = ctx
+    let there: std::collections::HashSet<String> = ctx
         .observer
         .workloads_in(cluster)
         .into_iter()

@@ -40,7 +40,7 @@ impl Default for ConnectionOptions {
             allow_insecure_connections: false,
             connect_timeout: Duration::from_secs(2),
             read_timeout: Duration::from_secs(10),
-            requests_per_second: 50,
+            requests_per_second: 500,
             providers: Providers::default(),
             request_counts: RequestCounts::default(),
         }

@@ -19,6 +19,7 @@ use kube::{Client, Error as KubeError, ResourceExt};
 use serde_json::Value;
 
 use super::diff::{self, Action, Existing, ObjectKey};
+use super::inventory::{Inventory, Placed};
 use crate::api::labels;
 
 use crate::api::FIELD_MANAGER;
@@ -153,6 +154,8 @@ pub struct MemberCache {
     namespaces: Arc<Mutex<BTreeSet<(String, String)>>>,
     /// (cluster, workload UID) → fingerprint of what was last synced there successfully.
     synced: Arc<Mutex<HashMap<(String, String), u64>>>,
+    /// What this hub placed in each member, from watches: read instead of listing.
+    inventory: Inventory,
 }
 
 impl MemberCache {
@@ -170,6 +173,7 @@ impl MemberCache {
         lock(&self.kinds).retain(|(c, _), _| c != cluster);
         lock(&self.namespaces).retain(|(c, _)| c != cluster);
         lock(&self.synced).retain(|(c, _), _| c != cluster);
+        self.inventory.forget(cluster);
     }
 
     /// Whether `target` is exactly what was last synced to its member without a problem — then
@@ -317,38 +321,38 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
     let mut applied_hash: HashMap<ObjectKey, (Option<String>, Option<String>)> = HashMap::new();
     let owned = ListParams::default().labels(&format!("{}={workload_uid}", labels::WORKLOAD_UID));
     for (k, resource) in &resources {
-        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
-        let list = match api.list_metadata(&owned).await {
-            Ok(list) => list,
-            Err(source) if removal && permanent(&source) => {
-                report
-                    .abandoned
-                    .push((k.clone(), format!("list {k}: {source}")));
-                continue;
-            }
-            Err(source) => {
-                return Err(SyncError::Api {
-                    what: format!("list {k}"),
-                    source,
-                });
-            }
+        let known = cache
+            .inventory
+            .objects(cluster, client, k, resource, namespace, workload_uid);
+        let items: Vec<Placed> = match known {
+            Some(items) => items,
+            None => match list_owned(client, namespace, resource, &owned).await {
+                Ok(items) => items,
+                Err(source) if removal && permanent(&source) => {
+                    report
+                        .abandoned
+                        .push((k.clone(), format!("list {k}: {source}")));
+                    continue;
+                }
+                Err(source) => {
+                    return Err(SyncError::Api {
+                        what: format!("list {k}"),
+                        source,
+                    });
+                }
+            },
         };
-        for item in list.items {
+        for item in items {
             let key = ObjectKey {
                 api_version: resource.api_version.clone(),
                 kind: resource.kind.clone(),
                 namespace: namespace.to_string(),
-                name: item.metadata.name.clone().unwrap_or_default(),
+                name: item.name,
             };
-            let hash = item
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(RENDERED_HASH).cloned());
-            applied_hash.insert(key.clone(), (hash, item.metadata.uid.clone()));
+            applied_hash.insert(key.clone(), (item.hash, item.uid));
             existing.push(Existing {
                 key,
-                labels: item.metadata.labels.unwrap_or_default(),
+                labels: item.labels,
             });
         }
     }
@@ -409,6 +413,7 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
                         source,
                     })?;
                 report.applied += 1;
+                cache.inventory.applied(cluster, &t, &applied);
                 drop_legacy_manager(&api, &applied).await;
             }
             Action::Conflict { key, owner } => report.conflicts.push((key, owner)),
@@ -426,7 +431,10 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
                     ..DeleteParams::background()
                 };
                 match api.delete(&key.name, &dp).await {
-                    Ok(_) => report.deleted += 1,
+                    Ok(_) => {
+                        cache.inventory.deleted(cluster, &t, namespace, &key.name);
+                        report.deleted += 1;
+                    }
                     Err(KubeError::Api(s)) if s.code == 404 || s.code == 409 => {}
                     Err(source) if removal && permanent(&source) => {
                         report
@@ -469,7 +477,10 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
             )
             .await
         {
-            Ok(_) => report.applied += 1,
+            Ok(created) => {
+                cache.inventory.applied(cluster, &t, &created);
+                report.applied += 1;
+            }
             Err(KubeError::Api(s)) if s.code == 409 => {
                 let labels = api
                     .get_metadata_opt(&key.name)
@@ -494,6 +505,33 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
         }
     }
     Ok(report)
+}
+
+/// The workload's objects of one kind in its namespace, listed (when the inventory does not know
+/// them yet).
+async fn list_owned(
+    client: &Client,
+    namespace: &str,
+    resource: &ApiResource,
+    owned: &ListParams,
+) -> Result<Vec<Placed>, KubeError> {
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+    Ok(api
+        .list_metadata(owned)
+        .await?
+        .items
+        .into_iter()
+        .map(|item| Placed {
+            name: item.metadata.name.unwrap_or_default(),
+            uid: item.metadata.uid,
+            labels: item.metadata.labels.unwrap_or_default(),
+            hash: item
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(RENDERED_HASH).cloned()),
+        })
+        .collect())
 }
 
 /// The field manager of one workload's objects in members: its own, so that the API server

@@ -4,5 +4,6 @@
 
 pub mod apply;
 pub mod diff;
+pub mod inventory;
 pub mod observe;
 pub mod render;

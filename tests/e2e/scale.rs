@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use crate::ensure;
 use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, MANAGED_BY};
 use crate::support::http::{free_port, http_get};
+use crate::support::metrics::RequestCounts;
 use crate::support::{Harness, TestResult, Topology, trial, unique_name};
 
 /// Workloads created at once by the test (the hub's create rate is not what is measured).
@@ -463,6 +464,24 @@ fn cpu_used(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> St
     format!("{sum:.1} s ({})", top.join(", "))
 }
 
+/// The hub API server's writes between two scrapes, largest first ("PATCH
+/// multicloudworkloads/status.bascule.dev 2000, ...") and their total.
+fn hub_writes(after: &RequestCounts, before: &RequestCounts) -> String {
+    let Ok(d) = after.since(before) else {
+        return "unknown (the hub's counters were reset)".into();
+    };
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, v) in &d.writes().0 {
+        *by.entry(format!("{} {}", k.verb, k.resource_name()))
+            .or_default() += v;
+    }
+    let mut v: Vec<(u64, String)> = by.into_iter().map(|(k, n)| (n, k)).collect();
+    v.sort_by(|a, b| b.cmp(a));
+    let total: u64 = v.iter().map(|(n, _)| n).sum();
+    let top: Vec<String> = v.iter().take(6).map(|(n, k)| format!("{k} {n}")).collect();
+    format!("{total} ({})", top.join(", "))
+}
+
 /// `bascule_member_requests_total` from the operator's /metrics: verb → count, summed over
 /// clusters.
 async fn member_requests(addr: &str) -> TestResult<BTreeMap<String, u64>> {
@@ -552,6 +571,7 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
     let requests_0 = member_requests(addr).await?;
     let (cpu_0, _) = process_usage(pid)?;
     let clusters_0 = component_cpu(fx.h);
+    let hub_0 = RequestCounts::scrape(&fx.hub).await?;
     watches.board().mark(&s.members);
     let t0 = Instant::now();
     let created =
@@ -578,8 +598,9 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
     let requests_1 = member_requests(addr).await?;
     let (cpu_1, rss_placed) = process_usage(pid)?;
     println!(
-        "placement: control planes used {}",
-        cpu_used(&component_cpu(fx.h), &clusters_0)
+        "placement: control planes used {}; hub writes {}",
+        cpu_used(&component_cpu(fx.h), &clusters_0),
+        hub_writes(&RequestCounts::scrape(&fx.hub).await?, &hub_0)
     );
     let placing = diff(&requests_1, &requests_0);
     println!(
@@ -598,6 +619,7 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
     let requests_2 = member_requests(addr).await?;
     let (cpu_2, _) = process_usage(pid)?;
     let clusters_2 = component_cpu(fx.h);
+    let hub_2 = RequestCounts::scrape(&fx.hub).await?;
     let h = fx.h;
     let stop = stopped.clone();
     let moving = {
@@ -631,8 +653,9 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
     let requests_3 = member_requests(addr).await?;
     let (cpu_3, rss) = process_usage(pid)?;
     println!(
-        "failover: control planes used {}",
-        cpu_used(&component_cpu(fx.h), &clusters_2)
+        "failover: control planes used {}; hub writes {}",
+        cpu_used(&component_cpu(fx.h), &clusters_2),
+        hub_writes(&RequestCounts::scrape(&fx.hub).await?, &hub_2)
     );
     let failing = diff(&requests_3, &requests_2);
     println!(
