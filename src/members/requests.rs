@@ -86,6 +86,7 @@ impl<S> Layer<S> for CountLayer {
             inner,
             counts: self.counts.clone(),
             cluster: self.cluster.clone(),
+            counters: Vec::new(),
         }
     }
 }
@@ -95,6 +96,8 @@ pub struct Count<S> {
     inner: S,
     counts: RequestCounts,
     cluster: String,
+    /// This cluster's counter per verb, looked up once (a request then costs an increment).
+    counters: Vec<(&'static str, Counter)>,
 }
 
 impl<S, B> Service<Request<B>> for Count<S>
@@ -115,12 +118,22 @@ where
             request.uri().path(),
             request.uri().query(),
         );
-        self.counts
-            .get_or_create(&RequestLabels {
-                cluster: self.cluster.clone(),
-                verb,
-            })
-            .inc();
+        match self.counters.iter().find(|(v, _)| *v == verb) {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                let counter = self
+                    .counts
+                    .get_or_create(&RequestLabels {
+                        cluster: self.cluster.clone(),
+                        verb,
+                    })
+                    .clone();
+                counter.inc();
+                self.counters.push((verb, counter));
+            }
+        }
         self.inner.call(request)
     }
 }

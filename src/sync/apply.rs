@@ -520,17 +520,8 @@ async fn list_owned(
         .list_metadata(owned)
         .await?
         .items
-        .into_iter()
-        .map(|item| Placed {
-            name: item.metadata.name.unwrap_or_default(),
-            uid: item.metadata.uid,
-            labels: item.metadata.labels.unwrap_or_default(),
-            hash: item
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(RENDERED_HASH).cloned()),
-        })
+        .iter()
+        .map(|item| Placed::of(&item.metadata))
         .collect())
 }
 

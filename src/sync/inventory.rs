@@ -34,7 +34,8 @@ pub struct Placed {
 }
 
 impl Placed {
-    fn of(meta: &kube::core::ObjectMeta) -> Placed {
+    /// What a sync needs of an object's metadata, from a watch event or a list.
+    pub fn of(meta: &kube::core::ObjectMeta) -> Placed {
         let labels = meta
             .labels
             .iter()
@@ -168,18 +169,6 @@ impl Inventory {
     /// Stops the member's watches and forgets what they saw (its connection was replaced).
     pub fn forget(&self, cluster: &str) {
         lock(&self.kinds).retain(|(c, _), _| c != cluster);
-    }
-
-    /// Objects known across all members (for tests and metrics).
-    pub fn len(&self) -> usize {
-        lock(&self.kinds)
-            .values()
-            .map(|(k, _)| lock(k).objects.len())
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn existing(&self, cluster: &str, type_key: &str) -> Option<Arc<Mutex<Kind>>> {
