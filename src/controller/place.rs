@@ -16,7 +16,6 @@ use crate::api::{ClusterHealth, MultiCloudWorkload, MultiCloudWorkloadStatus};
 use crate::placement::migrate::{self, Fleet, Running};
 use crate::placement::{ClusterSnapshot, Rebalance};
 use crate::policy::intent::{self, Settled};
-use crate::policy::moves;
 use crate::policy::moves::MoveKind;
 use crate::policy::reasons::{Problem, ProblemReason};
 use crate::policy::rebalance::Why;
@@ -256,6 +255,12 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
             if let Some(o) = o.as_mut().filter(|_| changed.contains(n)) {
                 // Not counted until the member reports on what was just applied.
                 o.available = 0;
+                // A member that had none runs what was just applied: its row is told as the
+                // member will report it (Surging, its failure clock started), not once more a
+                // moment later.
+                if o.replicas == 0 {
+                    o.replicas = step.replicas.get(n).copied().unwrap_or(0);
+                }
             }
             (n.clone(), o)
         })
@@ -275,12 +280,24 @@ pub(super) async fn place(w: &MultiCloudWorkload, ctx: &Context) -> Result<Actio
     );
 
     if Some(&status) != w.status.as_ref() {
+        let started = std::time::Instant::now();
+        if w.status
+            .as_ref()
+            .is_some_and(|before| status::only_counts_differ(before, &status))
+            && let Some(wait) = ctx.counts_wait(&uid, started)
+        {
+            // Only counts changed, and a status was written moments ago: they are written
+            // together with the next change, or when the wait is over.
+            return Ok(Action::requeue(wait));
+        }
         // Events first: they are derived from the change of status, so a process killed
         // between the two would otherwise leave the story without its start (FailoverStarted)
         // for good. This way a kill at worst tells it twice.
         publish_events(w, &previous, &status, intent.why, ctx).await;
-        write_status(w, &namespace, &status, ctx).await?;
-        ctx.remember_status(w, &status);
+        let written_rv = write_status(w, &namespace, &status, ctx).await?;
+        ctx.remember_status(w, &status, written_rv);
+        ctx.status_written(&uid, started);
+        tracing::debug!(%workload, changed = ?status::changed_parts(&previous, &status), "status written");
     }
 
     if retry {
@@ -383,13 +400,12 @@ async fn write_status(
     namespace: &str,
     status: &MultiCloudWorkloadStatus,
     ctx: &Context,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let api: Api<MultiCloudWorkload> = Api::namespaced(ctx.hub.clone(), namespace);
-    crate::hub::status::apply(&api, &w.name_any(), status).await?;
-    Ok(())
+    Ok(crate::hub::status::apply(&api, &w.name_any(), status).await?)
 }
 
-/// Events for what a person wants to know: a new placement, a new problem.
+/// Writes the Events the change of status tells ([`crate::policy::events::told`]).
 async fn publish_events(
     w: &MultiCloudWorkload,
     before: &MultiCloudWorkloadStatus,
@@ -398,73 +414,13 @@ async fn publish_events(
     ctx: &Context,
 ) {
     let reference = w.object_ref(&());
-    // A placement that starts a move is told as that move, not as the rebalance mode's reason.
-    let new_move = after
-        .last_failover
-        .as_ref()
-        .filter(|r| before.last_failover.as_ref().map(|b| &b.started_at) != Some(&r.started_at));
-    let why = match new_move {
-        Some(r) if moves::is_failback(r) => "failback".to_string(),
-        Some(_) => "failover".to_string(),
-        None => why.to_string(),
-    };
-    if after.placement != before.placement {
-        let note = format!(
-            "placing {} ({why}; {})",
-            after.placement.as_deref().unwrap_or("nothing"),
-            after.decision.as_ref().map_or("", |d| d.outcome.as_str())
-        );
-        ctx.events
-            .publish(&reference, Kind::Normal, "Placed", "Place", &note)
-            .await;
-    }
-    if let Some(r) = &after.last_failover {
-        let same_move = before
-            .last_failover
-            .as_ref()
-            .is_some_and(|b| b.started_at == r.started_at);
-        let word = if moves::is_failback(r) {
-            "Failback"
-        } else {
-            "Failover"
+    for e in crate::policy::events::told(before, after, why) {
+        let kind = match e.warning {
+            true => Kind::Warning,
+            false => Kind::Normal,
         };
-        if !same_move {
-            let kind = if moves::is_failback(r) {
-                Kind::Normal
-            } else {
-                Kind::Warning
-            };
-            let note = format!("{}: {}", r.summary, r.reason);
-            ctx.events
-                .publish(&reference, kind, &format!("{word}Started"), "Move", &note)
-                .await;
-        }
-        let was_done = before
-            .last_failover
-            .as_ref()
-            .is_some_and(|b| b.completed_at.is_some());
-        if r.completed_at.is_some() && !(same_move && was_done) {
-            ctx.events
-                .publish(
-                    &reference,
-                    Kind::Normal,
-                    &format!("{word}Completed"),
-                    "Move",
-                    &r.summary,
-                )
-                .await;
-        }
-    }
-    let problem = |s: &MultiCloudWorkloadStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == "Degraded" && c.status == "True")
-            .map(|c| (c.reason.clone(), c.message.clone()))
-    };
-    if let Some((reason, message)) = problem(after).filter(|p| Some(p) != problem(before).as_ref())
-    {
         ctx.events
-            .publish(&reference, Kind::Warning, &reason, "Sync", &message)
+            .publish(&reference, kind, &e.reason, e.action, &e.note)
             .await;
     }
 }

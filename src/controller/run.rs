@@ -269,6 +269,7 @@ async fn lead(
         )),
         metrics: metrics.clone(),
         written: Default::default(),
+        status_written_at: Default::default(),
         backoff: Default::default(),
         tenancy: opts.tenancy.clone(),
         pause_moves: opts.pause_moves,

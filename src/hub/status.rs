@@ -44,9 +44,14 @@ impl WriteError {
     }
 }
 
-/// Server-side apply of `status` to object `name`, forcing this field manager's ownership. An
-/// object deleted meanwhile is not an error (there is nothing left to report on).
-pub async fn apply<K>(api: &Api<K>, name: &str, status: &impl Serialize) -> Result<(), WriteError>
+/// Server-side apply of `status` to object `name`, forcing this field manager's ownership; the
+/// object's new `resourceVersion`. An object deleted meanwhile is not an error (there is nothing
+/// left to report on, and no version).
+pub async fn apply<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+) -> Result<Option<String>, WriteError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -73,7 +78,9 @@ where
         ..PatchParams::default()
     };
     let body = serde_json::json!({ "status": status });
-    send(api, name, &params, &Patch::Merge(&body)).await
+    send(api, name, &params, &Patch::Merge(&body))
+        .await
+        .map(drop)
 }
 
 async fn send<K, P>(
@@ -81,14 +88,14 @@ async fn send<K, P>(
     name: &str,
     params: &PatchParams,
     patch: &Patch<P>,
-) -> Result<(), WriteError>
+) -> Result<Option<String>, WriteError>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
     P: Serialize + Debug,
 {
     match tokio::time::timeout(WRITE_TIMEOUT, api.patch_status(name, params, patch)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+        Ok(Ok(written)) => Ok(written.meta().resource_version.clone()),
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(None),
         Ok(Err(e)) => Err(WriteError::Api(e)),
         Err(_) => Err(WriteError::Timeout(WRITE_TIMEOUT)),
     }
@@ -110,7 +117,7 @@ where
                 break;
             };
             match apply(&api, &name, &status).await {
-                Ok(()) => {
+                Ok(_) => {
                     tracing::debug!(%kind, %name, "status written");
                     retry = RETRY_FIRST;
                     break;

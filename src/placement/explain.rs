@@ -166,9 +166,9 @@ fn reason(
     match &c.role {
         Role::Excluded(why) => format!("matches no tier: {why}"),
         Role::Evict(why) if out > 0 => format!("{why}; kept (fail static)"),
-        Role::Evict(why) if c.current > 0 => {
-            format!("{why}: its {} replica(s) move elsewhere", c.current)
-        }
+        // Not "its N replicas move elsewhere" while it still has some: the reason would change
+        // once the move is in force, and a thousand workloads moving would each write their
+        // status once more to say so. The placement and the move record tell the move.
         Role::Evict(why) => why.clone(),
         Role::Hold(why) if out > 0 => {
             format!("{why}; keeps {out} replica(s), receives no new ones")

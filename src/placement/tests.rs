@@ -165,10 +165,7 @@ fn failover_moves_everything_when_the_preferred_cluster_fails() {
         Rebalance::Sticky,
     );
     assert_eq!(d.placement, replicas(&[("gke-euw1", 10)]));
-    assert_eq!(
-        reason(&d, "eks-use1"),
-        format!("unhealthy since {T0}: its 10 replica(s) move elsewhere")
-    );
+    assert_eq!(reason(&d, "eks-use1"), format!("unhealthy since {T0}"));
 }
 
 #[test]
@@ -344,10 +341,7 @@ fn taints_cordon_and_drain() {
     ];
     let d = run(&s, &drained, &current, Rebalance::Sticky);
     assert_eq!(d.placement, replicas(&[("b", 5), ("c", 5)]));
-    assert_eq!(
-        reason(&d, "a"),
-        "tainted maintenance=now:NoExecute: its 5 replica(s) move elsewhere"
-    );
+    assert_eq!(reason(&d, "a"), "tainted maintenance=now:NoExecute");
 
     let mut tolerant = s.clone();
     tolerant.placement.tolerations = vec![
@@ -466,10 +460,7 @@ fn vanished_cluster_is_evicted() {
         Rebalance::Sticky,
     );
     assert_eq!(d.placement, replicas(&[("a", 6)]));
-    assert_eq!(
-        reason(&d, "gone"),
-        "MemberCluster not found: its 3 replica(s) move elsewhere"
-    );
+    assert_eq!(reason(&d, "gone"), "MemberCluster not found");
 }
 
 #[test]

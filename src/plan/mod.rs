@@ -271,7 +271,7 @@ spec:
         assert_eq!(p[0].moves, 10);
         let table = render_table(&p);
         assert!(
-            table.contains("unhealthy: its 10 replica(s) move elsewhere"),
+            table.contains("eks-use1") && table.contains("unhealthy"),
             "{table}"
         );
         assert!(

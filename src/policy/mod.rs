@@ -11,9 +11,11 @@
 //! - [`rebalance`]: when a decision may move replicas between healthy clusters, and why.
 //! - [`moves`]: which decisions are failovers or failbacks, the move budget, the move record.
 //! - [`status`]: the status a workload shows.
+//! - [`events`]: which Events a change of status tells.
 //! - [`tenancy`]: what any workload may place in a member (kinds, namespaces, RBAC), checked on
 //!   the rendered objects.
 
+pub mod events;
 pub mod intent;
 pub mod moves;
 pub mod reasons;

@@ -64,6 +64,71 @@ pub fn of_intent(
     status
 }
 
+/// Whether `after` differs from `before` only in how many replicas are ready or available (the
+/// totals, the rows, and the `Ready` message that counts them): news that may wait a moment to
+/// be written with the next change. A change of state, condition, placement, move record or
+/// failure clock is never only that.
+pub fn only_counts_differ(
+    before: &MultiCloudWorkloadStatus,
+    after: &MultiCloudWorkloadStatus,
+) -> bool {
+    fn without_counts(s: &MultiCloudWorkloadStatus) -> MultiCloudWorkloadStatus {
+        let mut s = s.clone();
+        if let Some(r) = s.replicas.as_mut() {
+            (r.ready, r.available) = (0, 0);
+        }
+        for row in &mut s.clusters {
+            (row.ready, row.available) = (0, 0);
+        }
+        for c in s.conditions.iter_mut().filter(|c| c.type_ == "Ready") {
+            c.message.clear();
+        }
+        s
+    }
+    before != after && without_counts(before) == without_counts(after)
+}
+
+/// The parts of the status that differ between `before` and `after`, for the log.
+pub fn changed_parts(
+    before: &MultiCloudWorkloadStatus,
+    after: &MultiCloudWorkloadStatus,
+) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut differ = |name: &str, b: bool| {
+        if b {
+            parts.push(name.to_string());
+        }
+    };
+    differ(
+        "observedGeneration",
+        before.observed_generation != after.observed_generation,
+    );
+    differ("replicas", before.replicas != after.replicas);
+    differ("placement", before.placement != after.placement);
+    differ("clusters", before.clusters != after.clusters);
+    differ("decision", before.decision != after.decision);
+    differ("lastFailover", before.last_failover != after.last_failover);
+    differ("kinds", before.kinds != after.kinds);
+    differ("recentMoves", before.recent_moves != after.recent_moves);
+    differ(
+        "handledFailbackRequest",
+        before.handled_failback_request != after.handled_failback_request,
+    );
+    differ(
+        "applicationFailures",
+        before.application_failures != after.application_failures,
+    );
+    for c in &after.conditions {
+        let was = before.conditions.iter().find(|b| b.type_ == c.type_);
+        if was.is_none_or(|b| {
+            (&b.status, &b.reason, &b.message) != (&c.status, &c.reason, &c.message)
+        }) {
+            parts.push(format!("{}={}/{}", c.type_, c.status, c.reason));
+        }
+    }
+    parts
+}
+
 /// The rows, totals and conditions for `workload` after `decision`, given the members'
 /// observations and the problems met while applying it; the rest is kept from the previous
 /// status ([`of_intent`] sets it).
@@ -425,6 +490,34 @@ mod tests {
             [ClusterPlacementState::Active; 2]
         );
         assert_eq!(s.replicas.unwrap().available, 10);
+    }
+
+    /// Counts rising toward the target may wait to be written; the arrival (Ready turns True),
+    /// a new state or a failure clock may not.
+    #[test]
+    fn only_counts_differ_while_replicas_come_up() {
+        let w = workload();
+        let d = decision(&w, &clusters());
+        let at = |eks: (u32, u32), gke: (u32, u32)| {
+            let obs: Observations = [
+                ("eks-use1".to_string(), seen(eks.0, eks.1)),
+                ("gke-euw1".to_string(), seen(gke.0, gke.1)),
+            ]
+            .into();
+            built(&w, &d, &obs, &[], Timestamp::UNIX_EPOCH)
+        };
+        let (one, two, done) = (at((7, 1), (3, 1)), at((7, 4), (3, 2)), at((7, 7), (3, 3)));
+        assert!(only_counts_differ(&one, &two));
+        assert!(!only_counts_differ(&two, &two), "no change at all");
+        assert!(!only_counts_differ(&two, &done), "Ready turns True");
+        assert!(
+            !only_counts_differ(&at((7, 1), (3, 2)), &at((7, 1), (3, 3))),
+            "gke-euw1's row turns Active"
+        );
+        assert!(
+            !only_counts_differ(&at((7, 1), (3, 1)), &at((7, 0), (3, 1))),
+            "eks-use1's failure clock starts"
+        );
     }
 
     #[test]

@@ -541,7 +541,8 @@ async fn fleet(h: &'static Harness, s: Settings) -> TestResult {
     options.fast_cleanup = true;
     options.healthy_within = Duration::from_secs(60);
     options.operator_args = vec![format!("--http-addr={addr}")];
-    options.operator_log = Some("info".into());
+    // Quiet by default (debug lines would cost the operator time); BASCULE_LOG overrides it.
+    options.operator_log = Some(std::env::var("BASCULE_LOG").unwrap_or_else(|_| "info".into()));
     Fleet::run(h, options, async |fx| run_fleet(fx, &s, &addr).await).await
 }
 
