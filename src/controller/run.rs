@@ -252,6 +252,9 @@ async fn lead(
     let workloads: Api<Guarded> = Api::all(hub.clone());
     let pool = MemberPool::new();
     let (observer, changed) = Observer::new(hub_id);
+    // An object changed or deleted by hand in a member: its workload is synced again, as when
+    // the observer sees its Deployment change.
+    let drift = observer.notices();
     // A member's broken watch is the first sign of its outage: have it probed at once.
     let observer = {
         let pool = pool.clone();
@@ -261,7 +264,7 @@ async fn lead(
         hub: hub.clone(),
         pool: pool.clone(),
         observer,
-        cache: MemberCache::new(opts.pod_security, hub_id),
+        cache: MemberCache::new(opts.pod_security, hub_id).on_drift(drift),
         events: Events::new(hub.clone(), opts.instance.clone()),
         started: std::time::Instant::now(),
         failover_starts: governor::RateLimiter::direct(governor::Quota::per_second(

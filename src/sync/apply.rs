@@ -176,11 +176,22 @@ impl MemberCache {
         self.inventory.forget(cluster);
     }
 
-    /// Whether `target` is exactly what was last synced to its member without a problem — then
-    /// the member needs no request at all. The caller checks that the member still runs it.
+    /// Whether `target` is exactly what was last synced to its member without a problem, and
+    /// nobody changed or deleted any of it there since — then the member needs no request at
+    /// all. The caller checks that the member still runs it.
     pub fn in_sync(&self, target: &Target<'_>) -> bool {
         let key = (target.cluster.to_string(), target.workload_uid.to_string());
         lock(&self.synced).get(&key) == Some(&fingerprint(target))
+            && !self.inventory.drifted(target.cluster, target.workload_uid)
+    }
+
+    /// Tells `notice` the workload whose object in a member was changed or deleted by someone
+    /// else (see [`Inventory`]).
+    pub fn on_drift(self, notice: super::inventory::DriftNotice) -> MemberCache {
+        MemberCache {
+            inventory: self.inventory.on_drift(notice),
+            ..self
+        }
     }
 
     /// The API resource of `apiVersion/kind` in the member (discovery, cached).
@@ -277,10 +288,12 @@ pub async fn sync(cache: &MemberCache, target: Target<'_>) -> Result<Report, Syn
     let key = (target.cluster.to_string(), target.workload_uid.to_string());
     lock(&cache.synced).remove(&key);
     let print = fingerprint(&target);
+    let mark = cache.inventory.mark();
     let result = sync_uncached(cache, target).await;
     if let Ok(report) = &result
         && report.conflicts.is_empty()
     {
+        cache.inventory.settled(&key.0, &key.1, mark);
         lock(&cache.synced).insert(key, print);
     }
     result
@@ -349,7 +362,9 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
                 namespace: namespace.to_string(),
                 name: item.name,
             };
-            applied_hash.insert(key.clone(), (item.hash, item.uid));
+            // Changed by someone else: applied again, whatever its hash says.
+            let hash = item.hash.filter(|_| !item.drifted);
+            applied_hash.insert(key.clone(), (hash, item.uid));
             existing.push(Existing {
                 key,
                 labels: item.labels,
@@ -414,7 +429,10 @@ async fn sync_uncached(cache: &MemberCache, target: Target<'_>) -> Result<Report
                     })?;
                 report.applied += 1;
                 cache.inventory.applied(cluster, &t, &applied);
-                drop_legacy_manager(&api, &applied).await;
+                if let Some(dropped) = drop_legacy_manager(&api, &applied).await {
+                    // Its own write, not someone else's change.
+                    cache.inventory.applied(cluster, &t, &dropped);
+                }
             }
             Action::Conflict { key, owner } => report.conflicts.push((key, owner)),
             Action::Delete(key) => {
@@ -532,33 +550,32 @@ pub fn field_manager(workload_uid: &str) -> String {
 }
 
 /// Releases what releases before per-workload field managers applied (manager `bascule`), once:
-/// left in place, it would keep every field it set even after the template drops it.
-async fn drop_legacy_manager(api: &Api<DynamicObject>, obj: &DynamicObject) {
-    let Some(i) = obj
+/// left in place, it would keep every field it set even after the template drops it. The object
+/// as patched, or `None` when there was nothing to drop (or the patch failed).
+async fn drop_legacy_manager(
+    api: &Api<DynamicObject>,
+    obj: &DynamicObject,
+) -> Option<DynamicObject> {
+    let i = obj
         .metadata
         .managed_fields
         .iter()
         .flatten()
-        .position(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.subresource.is_none())
-    else {
-        return;
-    };
+        .position(|m| m.manager.as_deref() == Some(FIELD_MANAGER) && m.subresource.is_none())?;
     let path = format!("/metadata/managedFields/{i}");
     let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
         {"op": "test", "path": format!("{path}/manager"), "value": FIELD_MANAGER},
         {"op": "remove", "path": path}
     ]))
     .expect("a valid JSON patch");
-    if let Err(error) = api
-        .patch(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        )
-        .await
-    {
-        tracing::debug!(%error, object = %obj.name_any(), "legacy field manager not dropped; retried on the next apply");
-    }
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await
+    .inspect_err(|error| tracing::debug!(%error, object = %obj.name_any(), "legacy field manager not dropped; retried on the next apply"))
+    .ok()
 }
 
 /// A member's answer that a retry cannot change: 403, 404, or discovery's "no such kind".

@@ -5,7 +5,7 @@
 //! members on each reconcile, and is told which workload to look at again when they change.
 //! Only the counters are kept, never whole objects, so memory stays small with many workloads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
@@ -54,6 +54,39 @@ struct View {
     /// Kinds whose first list has completed since the connection was made.
     synced: Vec<&'static str>,
     objects: HashMap<ObjectId, Entry>,
+    /// Workload UID → its objects: a reconcile reads its own, not every object of the member
+    /// (that was quadratic in the fleet).
+    by_workload: HashMap<String, HashSet<ObjectId>>,
+}
+
+impl View {
+    fn insert(&mut self, key: ObjectId, e: Entry) {
+        self.remove(&key);
+        self.by_workload
+            .entry(e.workload.uid.clone())
+            .or_default()
+            .insert(key.clone());
+        self.objects.insert(key, e);
+    }
+
+    fn remove(&mut self, key: &ObjectId) -> Option<Entry> {
+        let old = self.objects.remove(key)?;
+        if let Some(set) = self.by_workload.get_mut(&old.workload.uid) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_workload.remove(&old.workload.uid);
+            }
+        }
+        Some(old)
+    }
+
+    fn of_workload<'a>(&'a self, uid: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_workload
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.objects.get(k))
+    }
 }
 
 /// The members' workload objects, shared by cheap clones.
@@ -89,6 +122,11 @@ impl Observer {
         (observer, rx)
     }
 
+    /// Another sender of the workloads to reconcile (the stream [`Observer::new`] returns).
+    pub fn notices(&self) -> mpsc::UnboundedSender<WorkloadRef> {
+        self.changed.clone()
+    }
+
     /// Calls `f` with the member's name whenever one of its watches fails.
     pub fn on_watch_failure(self, f: impl Fn(&str) + Send + Sync + 'static) -> Observer {
         Observer {
@@ -107,7 +145,7 @@ impl Observer {
         }
         let mut total = MemberReplicas::default();
         // Saturating: a member can report anything, and a sum must not wrap (or panic).
-        for e in view.objects.values().filter(|e| e.workload.uid == uid) {
+        for e in view.of_workload(uid) {
             total.replicas = total.replicas.saturating_add(e.observed.replicas);
             total.ready = total.ready.saturating_add(e.observed.ready);
             total.available = total.available.saturating_add(e.observed.available);
@@ -126,7 +164,7 @@ impl Observer {
     pub fn clusters_of(&self, uid: &str) -> Vec<String> {
         self.read()
             .iter()
-            .filter(|(_, v)| v.objects.values().any(|e| e.workload.uid == uid))
+            .filter(|(_, v)| v.by_workload.contains_key(uid))
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -250,17 +288,19 @@ impl Observer {
             let Some(view) = views.get_mut(cluster).filter(|v| v.connection == id) else {
                 return;
             };
-            view.objects.retain(|key, old| {
-                let keep = key.0 != kind || list.contains_key(key);
-                if !keep {
-                    told.push(old.workload.clone());
-                }
-                keep
-            });
+            let gone: Vec<ObjectId> = view
+                .objects
+                .keys()
+                .filter(|key| key.0 == kind && !list.contains_key(*key))
+                .cloned()
+                .collect();
+            for key in gone {
+                told.extend(view.remove(&key).map(|old| old.workload));
+            }
             for (key, e) in list {
                 if view.objects.get(&key) != Some(&e) {
                     told.push(e.workload.clone());
-                    view.objects.insert(key, e);
+                    view.insert(key, e);
                 }
             }
             if !view.synced.contains(&kind) {
@@ -288,10 +328,10 @@ impl Observer {
                 Some(e) if view.objects.get(&key) == Some(&e) => None,
                 Some(e) => {
                     let w = e.workload.clone();
-                    view.objects.insert(key, e);
+                    view.insert(key, e);
                     Some(w)
                 }
-                None => view.objects.remove(&key).map(|e| e.workload),
+                None => view.remove(&key).map(|e| e.workload),
             }
         };
         if let Some(w) = told {
@@ -401,6 +441,36 @@ mod tests {
         .unwrap()
     }
 
+    /// The per-workload index follows inserts, relabels and removals.
+    #[test]
+    fn a_view_indexes_objects_by_workload() {
+        let entry = |uid: &str, replicas: u32| Entry {
+            workload: WorkloadRef {
+                namespace: "shop".into(),
+                name: format!("name-{uid}"),
+                uid: uid.into(),
+            },
+            observed: MemberReplicas {
+                replicas,
+                ready: replicas,
+                available: replicas,
+            },
+        };
+        let id = |n: &str| ("Deployment", "shop".to_string(), n.to_string());
+        let mut v = View::default();
+        v.insert(id("a"), entry("w1", 2));
+        v.insert(id("b"), entry("w1", 3));
+        v.insert(id("c"), entry("w2", 1));
+        let sum =
+            |v: &View, uid: &str| v.of_workload(uid).map(|e| e.observed.replicas).sum::<u32>();
+        assert_eq!((sum(&v, "w1"), sum(&v, "w2")), (5, 1));
+        v.insert(id("b"), entry("w2", 3));
+        assert_eq!((sum(&v, "w1"), sum(&v, "w2")), (2, 4));
+        v.remove(&id("a"));
+        assert!(!v.by_workload.contains_key("w1"));
+        assert_eq!(v.objects.len(), 2);
+    }
+
     #[test]
     fn quiet_watches_end_before_the_read_timeout_cuts_them() {
         let read = crate::members::ConnectionOptions::default().read_timeout;
@@ -457,8 +527,7 @@ mod tests {
         for i in 0..3 {
             let (_, mut e) = entry("Deployment", &deploy(1, 1, 3, 3), deployment, "hub-a").unwrap();
             e.observed.available = u32::MAX;
-            view.objects
-                .insert(("Deployment", "shop".into(), format!("web-{i}")), e);
+            view.insert(("Deployment", "shop".into(), format!("web-{i}")), e);
         }
         obs.write().insert("eks".into(), view);
         assert_eq!(obs.running("eks", "u1").unwrap().available, u32::MAX);

@@ -90,6 +90,10 @@ pub fn trials(_: &Topology) -> Vec<Trial> {
             "workloads::sigkill_and_restart_change_nothing",
             |h| async move { Fleet::run(h, FleetOptions::workloads("restart"), restart).await },
         ),
+        trial(
+            "workloads::drift_in_a_member_is_repaired",
+            |h| async move { Fleet::run(h, FleetOptions::workloads("drift"), drift).await },
+        ),
         trial("workloads::idle_operator_writes_nothing", |h| async move {
             Fleet::run(h, FleetOptions::workloads("idle"), idle).await
         }),
@@ -1018,6 +1022,113 @@ async fn restart(fx: &mut Fleet) -> TestResult {
             ready_available(w)?;
             available(w, 12)
         },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Drift repair: in eks-use1, the catalog's Service deleted, its Deployment's image changed
+/// (`kubectl set image`'s way: a strategic merge patch by another field manager) and its
+/// ConfigMap's data edited, all by hand → all three as placed again within 30 s; then, settled,
+/// the operator writes nothing to any member for 15 s (repairing is not a loop).
+async fn drift(fx: &mut Fleet) -> TestResult {
+    catalog_available(fx).await?;
+    fx.wait_rolled_out(EKS, "catalog", 7, "catalog:2.0.1", None)
+        .await?;
+    let clusters = fx.all_clusters();
+    fx.settle(&clusters).await?;
+    let by_hand = PatchParams {
+        field_manager: Some("kubectl-set".into()),
+        ..PatchParams::default()
+    };
+    let service_uid = fx
+        .get::<Service>(EKS, "catalog")
+        .await?
+        .ok_or("no Service catalog in eks-use1")?
+        .uid();
+    fx.member_api::<Service>(EKS)
+        .delete("catalog", &DeleteParams::default())
+        .await?;
+    fx.member_api::<Deployment>(EKS)
+        .patch(
+            "catalog",
+            &by_hand,
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "catalog", "image": "evil:latest"}]}}}})),
+        )
+        .await?;
+    fx.member_api::<ConfigMap>(EKS)
+        .patch(
+            "catalog-config",
+            &by_hand,
+            &Patch::Merge(json!({"data": {"ttl": "0"}})),
+        )
+        .await?;
+    let t0 = Instant::now();
+    fx.until(
+        "eks-use1: Service back, image and ConfigMap as placed",
+        Duration::from_secs(30),
+        POLL,
+        async || {
+            let service = fx.get::<Service>(EKS, "catalog").await?;
+            let deployment = fx
+                .get::<Deployment>(EKS, "catalog")
+                .await?
+                .ok_or("no Deployment")?;
+            let config = fx
+                .get::<ConfigMap>(EKS, "catalog-config")
+                .await?
+                .ok_or("no ConfigMap")?;
+            let image = container(&deployment).0;
+            let ttl = config.data.unwrap_or_default().get("ttl").cloned();
+            let back = service.as_ref().is_some_and(|s| s.uid() != service_uid);
+            if back && image.ends_with("catalog:2.0.1") && ttl.as_deref() == Some("300") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Service re-created: {back}, image {image}, ttl {ttl:?}"
+                ))
+            }
+        },
+    )
+    .await?;
+    println!(
+        "restored {:.1} s after the hand edits",
+        t0.elapsed().as_secs_f64()
+    );
+    let restored = fx
+        .get::<Service>(EKS, "catalog")
+        .await?
+        .ok_or("no Service")?;
+    ensure!(
+        restored.labels().get(WORKLOAD_UID).is_some(),
+        "the re-created Service lacks the ownership labels: {:?}",
+        restored.labels()
+    );
+    fx.wait_rolled_out(EKS, "catalog", 7, "catalog:2.0.1", None)
+        .await?;
+    fx.settle(&clusters).await?;
+    let before = scrape_all(&clusters).await?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let after = scrape_all(&clusters).await?;
+    let mut failures = Vec::new();
+    for (i, (name, _)) in clusters.iter().enumerate() {
+        let fg = after[i].since(&before[i])?.foreground_writes();
+        let by_operator = fg.filter(|k| k.resource != "events");
+        if name != fx.h.hub() && by_operator.total() > 0 {
+            failures.push(format!("{name}: {by_operator}"));
+        }
+    }
+    ensure!(
+        failures.is_empty(),
+        "writes after the repair settled: {}",
+        failures.join("; ")
+    );
+    fx.wait_workload(
+        "catalog",
+        "still Ready=True/Available",
+        AVAILABLE_WITHIN,
+        ready_available,
     )
     .await?;
     Ok(())
