@@ -769,7 +769,8 @@ impl Shop {
             .await?;
         ensure!(
             plan.contains("shop/checkout Failover replicas=10 → gke-euw1=10")
-                && plan.contains("(Satisfied; 10 replica(s) move)"),
+                && plan.contains("unhealthy")
+                && plan.contains("(Satisfied; 8 replica(s) move)"),
             "kubectl bascule plan --what-if-unhealthy eks-use1:\n{plan}"
         );
         let after = Api::<MultiCloudWorkload>::namespaced(self.hub.clone(), SHOP)
