@@ -289,12 +289,22 @@ pub async fn sync(cache: &MemberCache, target: Target<'_>) -> Result<Report, Syn
     lock(&cache.synced).remove(&key);
     let print = fingerprint(&target);
     let mark = cache.inventory.mark();
+    let namespace = (key.0.clone(), target.namespace.to_string());
     let result = sync_uncached(cache, target).await;
-    if let Ok(report) = &result
-        && report.conflicts.is_empty()
-    {
-        cache.inventory.settled(&key.0, &key.1, mark);
-        lock(&cache.synced).insert(key, print);
+    match &result {
+        Ok(report) if report.conflicts.is_empty() => {
+            cache.inventory.settled(&key.0, &key.1, mark);
+            lock(&cache.synced).insert(key, print);
+        }
+        // Not found on a write: the namespace itself may be gone (deleted by hand), and is
+        // looked up (and created) again next time rather than taken as known.
+        Err(SyncError::Api {
+            source: KubeError::Api(s),
+            ..
+        }) if s.code == 404 => {
+            lock(&cache.namespaces).remove(&namespace);
+        }
+        _ => {}
     }
     result
 }

@@ -26,7 +26,7 @@ use libtest_mimic::Trial;
 use serde_json::{Value, json};
 
 use crate::ensure;
-use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, MANAGED_BY};
+use crate::support::fleet::{EKS, Fleet, FleetOptions, GKE, MANAGED_BY, health_of};
 use crate::support::http::{free_port, http_get};
 use crate::support::metrics::RequestCounts;
 use crate::support::{Harness, TestResult, Topology, trial, unique_name};
@@ -59,6 +59,9 @@ struct Settings {
     /// Budgets asserted (the smoke trial); the benchmark asserts only that it completes.
     placed_within: Duration,
     failed_over_within: Duration,
+    /// After placement the operator is SIGKILLed and started again: for this long afterwards it
+    /// may write nothing to any member, and every member must stay Healthy.
+    restart_window: Duration,
     label: &'static str,
 }
 
@@ -72,6 +75,7 @@ impl Settings {
             members: vec![EKS.to_string(), GKE.to_string()],
             placed_within: Duration::from_secs(30) + Duration::from_millis(600 * n as u64),
             failed_over_within: Duration::from_secs(30) + Duration::from_millis(600 * n as u64),
+            restart_window: Duration::from_secs(20),
             label: "fleet50",
         }
     }
@@ -97,6 +101,8 @@ impl Settings {
             // Generous: the benchmark reports; it fails only when something never completes.
             placed_within: Duration::from_secs(120) + Duration::from_millis(500 * n as u64),
             failed_over_within: Duration::from_secs(120) + Duration::from_millis(500 * n as u64),
+            // Long enough for the restarted operator to reconcile every workload once.
+            restart_window: Duration::from_secs(20) + Duration::from_millis(30 * n as u64),
             label: "benchfleet",
         })
     }
@@ -563,7 +569,7 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
         members.insert(m.clone(), fx.h.client(m).await?);
     }
     let watches = Watches::start(&members, &fx.app_ns, true, wanted);
-    let pid = fx
+    let mut pid = fx
         .with_operator(|op| op.pid())
         .ok_or("the operator is not running")?;
     let alive = || fx.alive();
@@ -615,6 +621,9 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
     );
     // Let the hub settle: statuses written, every member Healthy.
     tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A restart with the fleet placed changes nothing.
+    pid = restart_quietly(fx, &members, s.restart_window).await?;
 
     // The outage.
     let requests_2 = member_requests(addr).await?;
@@ -673,7 +682,16 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
         total(&failing),
         total(&failing) as f64 / moving as f64,
     );
-    let all = diff(&requests_3, &requests_0);
+    // The counters restarted with the operator: placement and failover are summed.
+    let all: BTreeMap<String, u64> =
+        placing
+            .iter()
+            .chain(&failing)
+            .fold(BTreeMap::new(), |mut m, (k, v)| {
+                *m.entry(k.clone()).or_default() += v;
+                m
+            });
+    let rss = rss.max(rss_placed);
     println!(
         "fleet N={n} M={} place_rate={place_rate:.1} applied_max={:.2} failover_p50={:.2} failover_p99={:.2} failover_max={:.2} detect={:.2} rss_mib={rss} cpu_s={:.1} member_requests_per_workload={:.1}",
         s.members.len(),
@@ -688,6 +706,70 @@ async fn run_fleet(fx: &Fleet, s: &Settings, addr: &str) -> TestResult {
     drop(watches);
     tokio::task::spawn_blocking(move || outage.end()).await??;
     Ok(())
+}
+
+/// The operator SIGKILLed and started again with the fleet placed: every member is Healthy
+/// again within 20 s and stays so (sync traffic cannot starve the probes), and the new process
+/// writes nothing to any member for `window` (it reads what is there and finds it as placed).
+/// Returns the new process' pid.
+async fn restart_quietly(
+    fx: &Fleet,
+    members: &BTreeMap<String, Client>,
+    window: Duration,
+) -> TestResult<u32> {
+    let mut before = BTreeMap::new();
+    for (m, c) in members {
+        before.insert(m.clone(), RequestCounts::scrape(c).await?);
+    }
+    let hub_0 = RequestCounts::scrape(&fx.hub).await?;
+    fx.with_operator(|op| op.kill())?;
+    fx.with_operator(|op| op.start_again())?;
+    let pid = fx.with_operator(|op| op.pid()).ok_or("not restarted")?;
+    let t0 = Instant::now();
+    for m in members.keys() {
+        fx.wait_health(m, "Healthy", Duration::from_secs(20))
+            .await?;
+    }
+    let healthy = t0.elapsed();
+    let mut not_healthy = Vec::new();
+    while t0.elapsed() < window {
+        fx.alive()?;
+        for m in members.keys() {
+            let seen = health_of(&fx.member_cluster(m).await?);
+            if seen != "Healthy" {
+                not_healthy.push(format!("{m} {seen} at {:.1} s", secs(t0.elapsed())));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut writes = Vec::new();
+    for (m, c) in members {
+        let fg = RequestCounts::scrape(c)
+            .await?
+            .since(&before[m])?
+            .foreground_writes();
+        // The members' own controllers post Events; the operator has no right to (member RBAC).
+        let by_operator = fg.filter(|k| k.resource != "events");
+        if by_operator.total() > 0 {
+            writes.push(format!("{m}: {by_operator}"));
+        }
+    }
+    println!(
+        "restart: every member reported Healthy {:.1} s after the start and throughout the {:.0} s after it; member writes in that time: {}; hub writes {}",
+        secs(healthy),
+        secs(window),
+        if writes.is_empty() {
+            "none".to_string()
+        } else {
+            writes.join("; ")
+        },
+        hub_writes(&RequestCounts::scrape(&fx.hub).await?, &hub_0)
+    );
+    ensure!(
+        writes.is_empty() && not_healthy.is_empty(),
+        "after a restart with the fleet placed: member writes {writes:?}; members not Healthy {not_healthy:?}"
+    );
+    Ok(pid)
 }
 
 /// The harness' own limit: the fleet's objects for one member created straight in it (no
